@@ -1,0 +1,3 @@
+"""vidrec: personalised video recommendations, served on Kubernetes."""
+
+__version__ = "0.1.0"

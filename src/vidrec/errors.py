@@ -1,0 +1,12 @@
+"""Errors a person can act on.
+
+``InputError`` marks a problem with what the user gave us (a file, a column, a flag). The CLI
+turns it into a one-line message and exit code 2; anything else is a bug and keeps its
+traceback.
+"""
+
+from __future__ import annotations
+
+
+class InputError(ValueError):
+    """Bad user input: the message names the file/field and says what to do next."""

@@ -1,0 +1,1 @@
+"""The offline pipeline: data → features → models → serving artefacts, as one command."""

@@ -1,0 +1,124 @@
+"""Types shared by every vidrec component: events, catalogue tables, ranker heads.
+
+Components talk to each other through these types only. The same event schema is emitted by
+the behaviour simulator, accepted by the live API and written to the lake, so a model trained
+offline sees exactly what serving will log.
+
+Ids are non-negative integers (KuaiRec ids). Timestamps are epoch milliseconds, UTC.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
+
+RANKER_HEADS: tuple[str, ...] = ("p_click", "p_long_view", "p_like")
+"""Ranker output heads, in the order of every ``labels``/score array."""
+
+MAX_FUTURE_SKEW_MS = 5 * 60 * 1000
+"""Events stamped further than this in the future are rejected by ingestion."""
+
+
+class EventType(StrEnum):
+    IMPRESSION = "impression"
+    CLICK = "click"
+    WATCH = "watch"
+    LIKE = "like"
+    DISLIKE = "dislike"
+    SHARE = "share"
+    COMMENT = "comment"
+    NOT_INTERESTED = "not_interested"
+    UPLOAD = "upload"
+
+
+class Surface(StrEnum):
+    HOME = "home"
+    RELATED = "related"
+    TRENDING = "trending"
+    CATEGORY = "category"
+    UPLOAD = "upload"
+
+
+NonNegInt = Annotated[int, Field(ge=0)]
+
+
+class EngagementEvent(BaseModel):
+    """One engagement event, as posted to ``/api/v1/events/engagement``.
+
+    For ``upload`` events ``user_id`` is the creator's id. ``position`` is the 0-based slot
+    in the list the user saw, -1 when the event did not come from a list.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: Annotated[str, Field(min_length=1, max_length=128)]
+    user_id: NonNegInt
+    video_id: NonNegInt
+    type: EventType
+    watch_ms: NonNegInt = 0
+    video_duration_ms: NonNegInt = 0
+    position: Annotated[int, Field(ge=-1, le=10_000)] = -1
+    surface: Surface = Surface.HOME
+    request_id: Annotated[str, Field(max_length=128)] | None = None
+    ts: NonNegInt
+    device: Annotated[str, Field(max_length=32)] | None = None
+    region: Annotated[str, Field(max_length=32)] | None = None
+
+
+EVENT_SCHEMA: dict[str, pl.DataType] = {
+    "event_id": pl.String(),
+    "user_id": pl.Int64(),
+    "video_id": pl.Int64(),
+    "type": pl.String(),
+    "watch_ms": pl.Int64(),
+    "video_duration_ms": pl.Int64(),
+    "position": pl.Int32(),
+    "surface": pl.String(),
+    "request_id": pl.String(),
+    "ts": pl.Int64(),
+    "device": pl.String(),
+    "region": pl.String(),
+}
+"""Columnar form of :class:`EngagementEvent` (simulator output, lake files, offline input)."""
+
+VIDEO_SCHEMA: dict[str, pl.DataType] = {
+    "video_id": pl.Int64(),
+    "creator_id": pl.Int64(),
+    "category_ids": pl.List(pl.Int64()),  # KuaiRec item_categories "feat" (ids 0..30)
+    "primary_category": pl.Int64(),  # first of category_ids
+    "category_name": pl.String(),  # KuaiRec first-level category name ("UNKNOWN" if none)
+    "caption": pl.String(),
+    "duration_ms": pl.Int64(),
+    "upload_ts": pl.Int64(),
+}
+"""The catalogue every component agrees on. KuaiRec lacks creators, durations and upload
+times for most videos; the data loader derives them (seeded) and says so."""
+
+N_CATEGORIES = 31
+"""KuaiRec item_categories ids are 0..30; category vectors have this many slots."""
+
+USER_SCHEMA: dict[str, pl.DataType] = {
+    "user_id": pl.Int64(),
+    "region": pl.String(),
+    "device": pl.String(),
+    "activity": pl.String(),  # KuaiRec user_active_degree
+    "static": pl.Array(pl.Float32(), 0),  # width fixed by the loader; see USER_STATIC_DIM
+}
+"""Users: ``static`` is the encoded, normalised KuaiRec user feature vector."""
+
+
+def check_columns(df: pl.DataFrame, schema: dict[str, pl.DataType], what: str) -> None:
+    """Raise ``ValueError`` naming the first missing or mistyped column of a table."""
+    for name, dtype in schema.items():
+        if name not in df.columns:
+            raise ValueError(f"{what}: missing column {name!r}")
+        got = df.schema[name]
+        if isinstance(dtype, pl.Array):
+            if not isinstance(got, pl.Array):
+                raise ValueError(f"{what}: column {name!r} has type {got}, expected an array")
+            continue
+        if got != dtype:
+            raise ValueError(f"{what}: column {name!r} has type {got}, expected {dtype}")
