@@ -1,0 +1,176 @@
+"""`vidrec` command line: a thin adapter over the library.
+
+Heavy imports (torch, faiss, polars) happen inside the commands so `vidrec --help` is instant.
+Input problems (``InputError``) print one red line naming the file/field and exit with code 2;
+a failed quality gate exits with code 3; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from vidrec.errors import InputError
+
+app = typer.Typer(
+    help="vidrec — personalised video recommendations: build models, serve them, roll them out.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+pipeline_app = typer.Typer(help="The offline pipeline, end to end.", no_args_is_help=True)
+features_app = typer.Typer(help="Feature tables and the online store.", no_args_is_help=True)
+models_app = typer.Typer(help="Inspect trained model artefacts.", no_args_is_help=True)
+triton_app = typer.Typer(help="Triton Inference Server helpers.", no_args_is_help=True)
+app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(features_app, name="features")
+app.add_typer(models_app, name="models")
+app.add_typer(triton_app, name="triton")
+
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_INPUT = 2
+EXIT_GATE = 3
+
+
+def _friendly(fn: F) -> F:
+    """Turn user-input errors into a clear message and exit code 2 instead of a traceback."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from vidrec.offline.run import GateFailed
+
+        try:
+            return fn(*args, **kwargs)
+        except InputError as exc:
+            err.print(f"[bold red]error:[/] {exc}")
+            sys.exit(EXIT_INPUT)
+        except GateFailed as exc:
+            err.print("[bold red]quality gate failed — nothing was exported:[/]")
+            for reason in exc.reasons:
+                err.print(f"  • {reason}")
+            sys.exit(EXIT_GATE)
+
+    return wrapper  # type: ignore[return-value]
+
+
+ProfileOpt = Annotated[
+    str, typer.Option("--profile", help="Size preset: test (seconds), demo (≈10 min), full.")
+]
+OutOpt = Annotated[Path, typer.Option("--out", help="Output directory (created atomically).")]
+EventsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--events",
+        help="Train from this event log (a Parquet file or a directory of them, e.g. the lake)"
+        " instead of simulating one.",
+    ),
+]
+BaselineOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--baseline",
+        help="manifest.json of the model in production: the new model must beat it, not just"
+        " the popularity baseline.",
+    ),
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
+
+
+@pipeline_app.command("run")
+@_friendly
+def pipeline_run(
+    out: OutOpt,
+    profile: ProfileOpt = "demo",
+    events: EventsOpt = None,
+    baseline: BaselineOpt = None,
+    seed: Annotated[int, typer.Option(help="Seed for the simulator and training.")] = 7,
+    quiet: QuietOpt = False,
+) -> None:
+    """Simulate (or read) events → features → train → evaluate → gate → export artefacts.
+
+    Writes OUT/manifest.json, OUT/models, OUT/index, OUT/model_repository and plots in
+    OUT/report. OUT appears only when everything succeeded.
+    """
+    from vidrec.offline.run import run_pipeline
+
+    run_pipeline(
+        profile=profile, out=out, events=events, baseline=baseline, seed=seed, progress=not quiet
+    )
+
+
+@app.command("simulate")
+@_friendly
+def simulate_cmd(
+    out: Annotated[Path, typer.Option("--out", help="Parquet file to write the events to.")],
+    profile: ProfileOpt = "demo",
+    seed: Annotated[int, typer.Option(help="Simulator seed: same seed, same log.")] = 7,
+    quiet: QuietOpt = False,
+) -> None:
+    """Simulate an engagement log over the real KuaiRec catalogue and users."""
+    from vidrec.offline.run import simulate_events
+
+    n = simulate_events(profile=profile, out=out, seed=seed, progress=not quiet)
+    err.print(f"wrote {n:,} events to {out}")
+
+
+@features_app.command("materialize")
+@_friendly
+def features_materialize(
+    events: Annotated[Path, typer.Option("--events", help="Event log (Parquet file or dir).")],
+    entity: Annotated[str, typer.Option(help="users or videos.")] = "videos",
+    redis_url: Annotated[
+        str | None, typer.Option(help="Redis URL (default: config VIDREC_REDIS__URL).")
+    ] = None,
+    cluster: Annotated[
+        bool | None, typer.Option("--cluster/--standalone", help="Redis Cluster or standalone.")
+    ] = None,
+    at: Annotated[
+        int | None, typer.Option(help="Feature time, epoch ms (default: after the last event).")
+    ] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Compute the latest feature vectors from an event log and load them into Redis."""
+    from vidrec.offline.materialize import materialize_from_events
+
+    n = materialize_from_events(
+        events=events,
+        entity=entity,
+        redis_url=redis_url,
+        cluster=cluster,
+        at_ms=at,
+        progress=not quiet,
+    )
+    err.print(f"materialised {n:,} {entity} vectors")
+
+
+@models_app.command("show")
+@_friendly
+def models_show(
+    artefacts: Annotated[Path, typer.Argument(help="An artefact directory (has manifest.json).")],
+) -> None:
+    """Print a model artefact's version, data window and metrics against the baselines."""
+    from vidrec.offline.manifest import read_manifest
+    from vidrec.offline.report import print_metrics
+
+    print_metrics(read_manifest(artefacts / "manifest.json"))
+
+
+@triton_app.command("prepare")
+@_friendly
+def triton_prepare() -> None:
+    """Put the python-backend stub for this interpreter where tritonserver looks for it."""
+    from vidrec.ranking.triton_process import prepare_backends
+
+    path = prepare_backends()
+    err.print(f"triton backends ready in {path}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,125 @@
+"""What a person sees after a run: a metrics table against the baselines, and plots."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from rich.console import Console
+from rich.table import Table
+
+from vidrec.offline.manifest import Manifest
+from vidrec.schema import RANKER_HEADS
+
+RETRIEVAL_KS = (50, 100, 500)
+
+# (label, model key, baseline keys) — one row of the table each.
+_ROWS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    *(
+        (
+            f"retrieval recall@{k}",
+            f"retrieval.recall@{k}",
+            (f"retrieval.popularity_recall@{k}", f"retrieval.mf_recall@{k}"),
+        )
+        for k in RETRIEVAL_KS
+    ),
+    *(
+        (
+            f"retrieval ndcg@{k}",
+            f"retrieval.ndcg@{k}",
+            (f"retrieval.popularity_ndcg@{k}", f"retrieval.mf_ndcg@{k}"),
+        )
+        for k in RETRIEVAL_KS
+    ),
+    ("ranking ndcg@10", "ranking.ndcg@10", ("ranking.popularity_ndcg@10",)),
+    ("ranking watch time@10 (s)", "ranking.watch_time@10", ("ranking.popularity_watch_time@10",)),
+    *((f"ranking auc {h}", f"ranking.auc.{h}", ()) for h in RANKER_HEADS),
+    *((f"ranking logloss {h}", f"ranking.logloss.{h}", ()) for h in RANKER_HEADS),
+    ("index recall@500 vs exact", "index.recall@500", ()),
+    ("int8 auc change (p_click)", "ranking.int8_auc_delta.p_click", ()),
+    ("int8 cpu speed-up", "ranking.int8_speedup", ()),
+)
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
+def metrics_table(metrics: Mapping[str, float]) -> Table:
+    table = Table(title="offline metrics (test = last day)", title_justify="left")
+    for col in ("metric", "model", "popularity", "MF (ALS)", "model ÷ popularity"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for label, key, baselines in _ROWS:
+        if key not in metrics:
+            continue
+        model = metrics[key]
+        base = [metrics.get(b) for b in baselines] + [None] * (2 - len(baselines))
+        ratio = f"{model / base[0]:.2f}×" if base[0] else "—"
+        table.add_row(label, _fmt(model), _fmt(base[0]), _fmt(base[1]), ratio)
+    return table
+
+
+def print_metrics(manifest: Manifest, console: Console | None = None) -> None:
+    console = console or Console()
+    w = manifest.data_window
+    console.print(
+        f"[bold]model {manifest.model_version}[/] · profile {manifest.profile} · "
+        f"{w.get('n_events', 0):,} events · train days {w.get('train_days')} · "
+        f"test day {w.get('test_day')}"
+    )
+    console.print(metrics_table(manifest.metrics))
+
+
+def plot_training_curves(curves: Mapping[str, Sequence[float]], path: Path) -> Path:
+    """One line per curve (e.g. two-tower loss, ranker train/valid loss) against epoch."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, values in curves.items():
+        ax.plot(range(1, len(values) + 1), values, marker="o", label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_title("training curves")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_retrieval_vs_baselines(metrics: Mapping[str, float], path: Path) -> Path:
+    """Recall@K and NDCG@K of the two-tower model next to popularity and MF."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    systems = (("two-tower", ""), ("popularity", "popularity_"), ("MF (ALS)", "mf_"))
+    width = 0.25
+    for ax, metric in zip(axes, ("recall", "ndcg"), strict=True):
+        for i, (label, prefix) in enumerate(systems):
+            values = [metrics.get(f"retrieval.{prefix}{metric}@{k}", 0.0) for k in RETRIEVAL_KS]
+            ax.bar([j + i * width for j in range(len(RETRIEVAL_KS))], values, width, label=label)
+        ax.set_xticks([j + width for j in range(len(RETRIEVAL_KS))])
+        ax.set_xticklabels([f"@{k}" for k in RETRIEVAL_KS])
+        ax.set_title(f"retrieval {metric}")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_ranking_vs_popularity(metrics: Mapping[str, float], path: Path) -> Path:
+    fig, axes = plt.subplots(1, 2, figsize=(8, 4))
+    for ax, (title, key) in zip(
+        axes, (("NDCG@10", "ndcg@10"), ("watch time of top 10 (s)", "watch_time@10")), strict=True
+    ):
+        values = [metrics.get(f"ranking.{key}", 0.0), metrics.get(f"ranking.popularity_{key}", 0.0)]
+        ax.bar(["MMoE ranker", "popularity"], values, color=["tab:blue", "tab:gray"])
+        ax.set_title(title)
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
