@@ -1,0 +1,42 @@
+"""Test harness: the REAL tritonserver over a model repository, on free 127.0.0.1 ports.
+
+Thin on purpose: command line, environment and readiness live in
+``vidrec.ranking.triton_process`` (the local stack uses the same code).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from vidrec.ranking.triton_process import (
+    TritonPorts,
+    TritonProcess,
+    prepare_backend_dir,
+    triton_command,
+)
+
+
+@contextmanager
+def triton_server(
+    model_repository: str | Path,
+    models: Sequence[str] = ("ranker",),
+    *,
+    workdir: str | Path | None = None,
+    timeout_s: float = 90.0,
+) -> Iterator[TritonProcess]:
+    """Start tritonserver with ``models`` loaded; yield it once ready; always stop it.
+
+    The backend dir and ``tritonserver.log`` go to ``workdir`` (a fresh temp dir by default,
+    kept so a failure's log can be read).
+    """
+    work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="vidrec-triton-"))
+    ports = TritonPorts.free()
+    argv, env = triton_command(
+        model_repository, ports, backend_dir=prepare_backend_dir(work / "backends"), models=models
+    )
+    with TritonProcess(argv, env, ports, log_path=work / "tritonserver.log") as server:
+        server.start(timeout_s)
+        yield server
