@@ -1,0 +1,116 @@
+"""Redis stores against real servers: byte-exact round trips and MGETs grouped by slot."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import redis
+from redis.cluster import RedisCluster
+
+from vidrec.config import RedisConfig
+from vidrec.features.codec import pack_many, unpack_many
+from vidrec.features.materialize import materialize
+from vidrec.features.spec import VIDEO_SPEC
+from vidrec.features.stores import (
+    VIDEO_ENTITY,
+    RedisClusterStore,
+    RedisStore,
+    key_for,
+    make_store,
+)
+
+sys.path.insert(0, str(Path(__file__).parent))
+from redis_servers import RedisClusterInfo, redis_cluster, standalone_redis
+
+pytestmark = pytest.mark.integration
+
+N_BUCKETS = 16
+UPDATED_AT = 1_700_000_000_123
+
+
+def _table(n: int) -> pl.DataFrame:
+    rng = np.random.default_rng(3)
+    ids = rng.choice(10_000_000, size=n, replace=False)
+    return pl.DataFrame(
+        {"video_id": ids, "vector": rng.standard_normal((n, VIDEO_SPEC.dim), dtype=np.float32)}
+    )
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[RedisClusterInfo]:
+    with redis_cluster(masters=3) as info:
+        yield info
+
+
+def _mget_calls(info: RedisClusterInfo) -> int:
+    total = 0
+    for port in info.ports:
+        client = redis.Redis(host="127.0.0.1", port=port)
+        total += int(client.info("commandstats").get("cmdstat_mget", {}).get("calls", 0))
+        client.close()
+    return total
+
+
+def test_cluster_materialise_and_read_back_byte_for_byte(cluster: RedisClusterInfo) -> None:
+    cfg = RedisConfig(url=cluster.url, cluster=True, max_concurrency=4)
+    store = make_store(cfg, n_buckets=N_BUCKETS)
+    assert isinstance(store, RedisClusterStore)
+    table = _table(1_200)
+    ids = table["video_id"].to_list()
+    written = materialize(table, VIDEO_SPEC, store, VIDEO_ENTITY, UPDATED_AT, 250, progress=False)
+    assert written == table.height
+    expected = pack_many(VIDEO_SPEC, table["vector"].to_numpy(), UPDATED_AT)
+    assert store.get_many(VIDEO_ENTITY, ids) == expected
+    # Keys really are spread over the masters (one client per node sees only its slots).
+    per_node = [redis.Redis(port=p).dbsize() for p in cluster.ports]
+    assert sum(per_node) == table.height and all(n > 0 for n in per_node)
+    values, updated, present = unpack_many(VIDEO_SPEC, store.get_many(VIDEO_ENTITY, ids[:10]))
+    assert present.all() and (updated == UPDATED_AT).all()
+    np.testing.assert_array_equal(values, table["vector"].to_numpy()[:10])
+    store.delete_many(VIDEO_ENTITY, ids[:5])
+    assert store.get_many(VIDEO_ENTITY, ids[:6])[:5] == [None] * 5
+    store.close()
+
+
+def test_cluster_500_key_read_is_one_mget_per_slot(cluster: RedisClusterInfo) -> None:
+    store = RedisClusterStore(RedisCluster(host="127.0.0.1", port=cluster.ports[1]), N_BUCKETS)
+    table = _table(2_000)
+    materialize(table, VIDEO_SPEC, store, VIDEO_ENTITY, UPDATED_AT, 500, progress=False)
+    ids = [*table["video_id"].to_list()[:500], 123_456_789]  # one missing key
+    slots = {store.client.keyslot(key_for(VIDEO_ENTITY, i, N_BUCKETS)) for i in ids}
+    assert 1 < len(slots) <= N_BUCKETS
+    before = _mget_calls(cluster)
+    got = store.get_many(VIDEO_ENTITY, ids)
+    after = _mget_calls(cluster)
+    assert got[-1] is None and all(b is not None for b in got[:-1])
+    assert 0 < after - before <= len(slots)
+    store.close()
+
+
+def test_standalone_round_trip_and_single_mget() -> None:
+    with standalone_redis() as url:
+        store = make_store(RedisConfig(url=url, cluster=False), n_buckets=N_BUCKETS)
+        assert isinstance(store, RedisStore)
+        table = _table(700)
+        ids = table["video_id"].to_list()
+        materialize(table, VIDEO_SPEC, store, VIDEO_ENTITY, UPDATED_AT, 300, progress=False)
+        client = redis.Redis.from_url(url)
+
+        def calls() -> int:
+            return int(client.info("commandstats").get("cmdstat_mget", {}).get("calls", 0))
+
+        before = calls()
+        assert store.get_many(VIDEO_ENTITY, ids) == pack_many(
+            VIDEO_SPEC, table["vector"].to_numpy(), UPDATED_AT
+        )
+        assert calls() - before == 1
+        assert client.exists(key_for(VIDEO_ENTITY, ids[0], N_BUCKETS)) == 1
+        store.delete_many(VIDEO_ENTITY, ids)
+        assert client.dbsize() == 0
+        client.close()
+        store.close()
