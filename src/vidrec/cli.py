@@ -105,6 +105,44 @@ def pipeline_run(
     )
 
 
+@app.command("train")
+@_friendly
+def train_cmd(
+    out: OutOpt,
+    profile: ProfileOpt = "demo",
+    events: EventsOpt = None,
+    baseline: BaselineOpt = None,
+    seed: Annotated[int, typer.Option(help="Seed for the simulator and training.")] = 7,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train and evaluate; export models to OUT only if they pass the quality gate.
+
+    Exits 3 (and writes nothing) when the two-tower model does not beat popularity recall@100,
+    or the ranker popularity NDCG@10, by the configured margin (VIDREC_TRAIN__GATE_MARGIN) —
+    or, with --baseline, the metrics of the model in that manifest.
+    """
+    from vidrec.offline.run import train
+
+    train(profile=profile, out=out, events=events, baseline=baseline, seed=seed, progress=not quiet)
+
+
+@app.command("build")
+@_friendly
+def build_cmd(
+    artefacts: Annotated[Path, typer.Argument(help="A directory written by `vidrec train`.")],
+    quiet: QuietOpt = False,
+) -> None:
+    """Export serving artefacts: FAISS index, ONNX (FP32 + INT8), Triton model_repository.
+
+    Each artefact is checked against its source (ONNX vs torch within 1e-4, index recall@500
+    vs exact search, INT8 AUC change) and the checks are added to manifest.json.
+    """
+    from vidrec.offline.report import print_metrics
+    from vidrec.offline.run import build
+
+    print_metrics(build(artefacts, progress=not quiet))
+
+
 @app.command("simulate")
 @_friendly
 def simulate_cmd(
@@ -164,11 +202,16 @@ def models_show(
 
 @triton_app.command("prepare")
 @_friendly
-def triton_prepare() -> None:
-    """Put the python-backend stub for this interpreter where tritonserver looks for it."""
-    from vidrec.ranking.triton_process import prepare_backends
+def triton_prepare(
+    dest: Annotated[
+        Path | None, typer.Option(help="Backend directory (default: .tools/triton/backends).")
+    ] = None,
+) -> None:
+    """Assemble Triton's python backend with the stub for this interpreter (venv untouched)."""
+    from vidrec.config import REPO_ROOT
+    from vidrec.ranking.triton_process import prepare_backend_dir
 
-    path = prepare_backends()
+    path = prepare_backend_dir(dest or REPO_ROOT / ".tools" / "triton" / "backends")
     err.print(f"triton backends ready in {path}")
 
 

@@ -37,7 +37,8 @@ class FeatureConfig:
     # per request but larger slots. 64 keeps a 500-key read to a handful of round trips.
     n_buckets: int = 64
     history_len: int = 20  # recent watches kept per user (two-tower history, cross features)
-    ctr_prior_impressions: float = 50.0  # Bayesian smoothing strength for video CTR
+    ctr_prior_impressions: float = 50.0  # Beta-prior strength (pseudo-impressions) for CTRs
+    ctr_prior_mean: float = 0.1  # Beta-prior mean: the CTR of a video nobody has seen yet
     long_view_ratio: float = 0.7  # watch ratio at or above which a view is "long"
 
 

@@ -29,8 +29,6 @@ from vidrec.schema import EVENT_SCHEMA, N_CATEGORIES, VIDEO_SCHEMA, EventType, c
 
 MAX_WATCH_RATIO = 5.0
 """Watch ratios (replays) are clipped here so one looping viewer cannot dominate a mean."""
-PRIOR_CTR = 0.1
-"""Mean of the Beta prior on CTR; its strength is ``FeatureConfig.ctr_prior_impressions``."""
 MAX_FLOAT32_ID = 1 << 24
 """Ids stored inside float32 vectors (creator ids) must be exactly representable."""
 
@@ -67,8 +65,11 @@ def _count(timeline: Timeline, ids: np.ndarray, ts: np.ndarray) -> np.ndarray:
     return timeline.count_between(timeline.start(ids), timeline.position(ids, ts))
 
 
-def _smoothed(clicks: np.ndarray, impressions: np.ndarray, strength: float) -> np.ndarray:
-    return (clicks + strength * PRIOR_CTR) / (impressions + strength)
+def _smoothed(
+    clicks: np.ndarray, impressions: np.ndarray, strength: float, mean: float
+) -> np.ndarray:
+    """Beta-prior smoothed CTR: ``mean`` weighted as ``strength`` pseudo-impressions."""
+    return (clicks + strength * mean) / (impressions + strength)
 
 
 class _IdIndex:
@@ -263,7 +264,9 @@ class FeatureState:
 
         prior = self.cfg.ctr_prior_impressions
         impressions = _count(self.video_impressions, ids, t)
-        ctr = _smoothed(_count(self.video_clicks, ids, t), impressions, prior)
+        ctr = _smoothed(
+            _count(self.video_clicks, ids, t), impressions, prior, self.cfg.ctr_prior_mean
+        )
         w = self.video_watches
         start, now = w.start(ids), w.position(ids, t)
         views = w.count_between(start, now)
@@ -278,7 +281,9 @@ class FeatureState:
             out[:, spec.slice(name)] = np.log1p(recent)[:, None]
 
         c_imp = _count(self.creator_impressions, creators, t)
-        c_ctr = _smoothed(_count(self.creator_clicks, creators, t), c_imp, prior)
+        c_ctr = _smoothed(
+            _count(self.creator_clicks, creators, t), c_imp, prior, self.cfg.ctr_prior_mean
+        )
         out[:, spec.slice("creator_smoothed_ctr")] = c_ctr[:, None]
         uploads = _count(self.creator_uploads, creators, t)
         out[:, spec.slice("creator_video_count")] = np.log1p(uploads)[:, None]

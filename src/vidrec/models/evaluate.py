@@ -5,7 +5,8 @@ Keys are stable (the manifest, the report and the quality gate read them):
 :data:`RETRIEVAL_KS`; ``ranking.{auc,logloss}.<head>``, ``ranking.popularity_auc.<head>``,
 ``ranking.ndcg@10`` / ``ranking.popularity_ndcg@10`` (gain = click),
 ``ranking.watch_ndcg@10`` / ``ranking.popularity_watch_ndcg@10`` (gain = watch_ms),
-``ranking.watch_time@10`` / ``ranking.popularity_watch_time@10`` (mean watch_ms of the top 10).
+``ranking.watch_time@3`` / ``ranking.popularity_watch_time@3`` (mean watch_ms of the top 3: a
+slate holds about 10 items, so the top 10 would be the whole slate whatever the order).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from vidrec.schema import RANKER_HEADS
 
 RETRIEVAL_KS: tuple[int, ...] = (50, 100, 500)
 RANKING_K = 10
+WATCH_K = 3
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,8 @@ def evaluate_ranking(
     for prefix, scores in (("", combined), ("popularity_", popularity)):
         metrics[f"ranking.{prefix}ndcg@{k}"] = grouped_ndcg_at_k(request, scores, clicks, k)
         metrics[f"ranking.{prefix}watch_ndcg@{k}"] = grouped_ndcg_at_k(request, scores, watch, k)
-        metrics[f"ranking.{prefix}watch_time@{k}"] = grouped_top_k_mean(request, scores, watch, k)
+        metrics[f"ranking.{prefix}watch_time@{WATCH_K}"] = grouped_top_k_mean(
+            request, scores, watch, WATCH_K
+        )
     metrics["ranking.test_requests"] = float(np.unique(request).size)
     return metrics

@@ -35,9 +35,7 @@ def _check_file(file: Path) -> None:
         if name not in schema:
             raise InputError(f"{file}: missing column {name!r} (expected {dtype})")
         if schema[name] != dtype:
-            raise InputError(
-                f"{file}: column {name!r} has type {schema[name]}, expected {dtype}"
-            )
+            raise InputError(f"{file}: column {name!r} has type {schema[name]}, expected {dtype}")
 
 
 def read_events(path: Path) -> pl.DataFrame:

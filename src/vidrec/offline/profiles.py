@@ -28,8 +28,8 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     p.name: p
     for p in (
-        Profile("test", 1500, 10, 2.0, 10, two_tower_epochs=6, ranker_epochs=4, batch_size=1024),
-        Profile("demo", None, 14, 2.0, 10, two_tower_epochs=6, ranker_epochs=4, batch_size=2048),
+        Profile("test", 1500, 10, 1.0, 10, two_tower_epochs=6, ranker_epochs=4, batch_size=1024),
+        Profile("demo", None, 14, 1.0, 10, two_tower_epochs=6, ranker_epochs=4, batch_size=2048),
         Profile("full", None, 30, 3.0, 12, two_tower_epochs=8, ranker_epochs=6, batch_size=4096),
     )
 }

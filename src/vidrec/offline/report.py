@@ -36,7 +36,8 @@ _ROWS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         for k in RETRIEVAL_KS
     ),
     ("ranking ndcg@10", "ranking.ndcg@10", ("ranking.popularity_ndcg@10",)),
-    ("ranking watch time@10 (s)", "ranking.watch_time@10", ("ranking.popularity_watch_time@10",)),
+    ("ranking watch ndcg@10", "ranking.watch_ndcg@10", ("ranking.popularity_watch_ndcg@10",)),
+    ("ranking watch ms, top 3", "ranking.watch_time@3", ("ranking.popularity_watch_time@3",)),
     *((f"ranking auc {h}", f"ranking.auc.{h}", ()) for h in RANKER_HEADS),
     *((f"ranking logloss {h}", f"ranking.logloss.{h}", ()) for h in RANKER_HEADS),
     ("index recall@500 vs exact", "index.recall@500", ()),
@@ -65,6 +66,7 @@ def metrics_table(metrics: Mapping[str, float]) -> Table:
 
 def print_metrics(manifest: Manifest, console: Console | None = None) -> None:
     console = console or Console()
+    console.width = max(console.width, 110)  # the table is unreadable when wrapped
     w = manifest.data_window
     console.print(
         f"[bold]model {manifest.model_version}[/] · profile {manifest.profile} · "
@@ -113,7 +115,9 @@ def plot_retrieval_vs_baselines(metrics: Mapping[str, float], path: Path) -> Pat
 def plot_ranking_vs_popularity(metrics: Mapping[str, float], path: Path) -> Path:
     fig, axes = plt.subplots(1, 2, figsize=(8, 4))
     for ax, (title, key) in zip(
-        axes, (("NDCG@10", "ndcg@10"), ("watch time of top 10 (s)", "watch_time@10")), strict=True
+        axes,
+        (("NDCG@10 (clicks)", "ndcg@10"), ("mean watch ms of the top 3", "watch_time@3")),
+        strict=True,
     ):
         values = [metrics.get(f"ranking.{key}", 0.0), metrics.get(f"ranking.popularity_{key}", 0.0)]
         ax.bar(["MMoE ranker", "popularity"], values, color=["tab:blue", "tab:gray"])

@@ -1,0 +1,313 @@
+"""The offline pipeline as one command: events → features → train → gate → build → report.
+
+``train`` and ``build`` are separate steps (``vidrec train``, ``vidrec build``) and
+``run_pipeline`` chains them in one staged directory, so a run that fails anywhere — bad
+input, a failed quality gate, a bug — leaves no output directory that looks complete.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+import polars as pl
+from rich.console import Console
+
+from vidrec.config import Config, load_config
+from vidrec.data import (
+    Catalog,
+    SimConfig,
+    compare_watch_ratio,
+    load_catalog,
+    plot_watch_ratio,
+    schedule_uploads,
+    simulate,
+)
+from vidrec.features import (
+    CONTEXT_SPEC,
+    VIDEO_SPEC,
+    build_training_tables,
+    ranker_input_spec,
+    user_spec,
+    user_tower_spec,
+)
+from vidrec.models import metrics_from_manifest, quality_gate, save_models, train_and_evaluate
+from vidrec.models.frames import float_matrix, int_matrix
+from vidrec.models.mmoe import RANKER_TABLE, ranker_data
+from vidrec.models.params import RankerParams, TwoTowerParams
+from vidrec.models.two_tower import RETRIEVAL_TABLE
+from vidrec.offline.build import EvalSample, build_artefacts
+from vidrec.offline.catalog import videos_as_of_log
+from vidrec.offline.events_io import read_events, write_events
+from vidrec.offline.manifest import Manifest, read_manifest
+from vidrec.offline.profiles import Profile, get_profile
+from vidrec.offline.report import (
+    plot_ranking_vs_popularity,
+    plot_retrieval_vs_baselines,
+    plot_training_curves,
+    print_metrics,
+)
+from vidrec.offline.staging import staged_dir
+
+T = TypeVar("T")
+DAY_MS = 86_400_000
+EVAL_ROWS = 20_000  # held-out rows kept for build-time checks (INT8 AUC, index recall)
+
+
+class GateFailed(Exception):
+    """The new model does not beat the baseline by the configured margin."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__("; ".join(reasons))
+        self.reasons = reasons
+
+
+@dataclass
+class Steps:
+    """Named, timed steps with a one-line status each (the progress bars come from inside)."""
+
+    console: Console
+    timings: dict[str, float]
+
+    def run(self, name: str, fn: Callable[[], T]) -> T:
+        self.console.print(f"[bold cyan]▶[/] {name}")
+        start = time.perf_counter()
+        result = fn()
+        self.timings[name] = round(time.perf_counter() - start, 2)
+        self.console.print(f"  [green]✓[/] {name} ({self.timings[name]:.1f}s)")
+        return result
+
+
+def sim_config(profile: Profile, seed: int) -> SimConfig:
+    return SimConfig(
+        seed=seed,
+        n_users=profile.n_users,
+        days=profile.days,
+        sessions_per_user_per_day=profile.sessions_per_user_per_day,
+        slate_size=profile.slate_size,
+    )
+
+
+def _load_catalog(cfg: Config, seed: int) -> Catalog:
+    return load_catalog(cfg.data.kuairec_dir, seed=seed)
+
+
+def simulate_events(profile: str, out: Path, seed: int = 7, progress: bool = True) -> int:
+    """`vidrec simulate`: write a simulated event log; return its length."""
+    cfg = load_config()
+    events = simulate(_load_catalog(cfg, seed), sim_config(get_profile(profile), seed), progress)
+    write_events(events, out)
+    return events.height
+
+
+def _events_and_videos(
+    catalog: Catalog, profile: Profile, events: Path | None, seed: int, progress: bool
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    if events is None:
+        sim = sim_config(profile, seed)
+        return simulate(catalog, sim, progress), schedule_uploads(catalog, sim).videos
+    log = read_events(events)
+    return log, videos_as_of_log(catalog.videos, log, str(events))
+
+
+def _data_window(events: pl.DataFrame, ranker: pl.DataFrame) -> dict[str, object]:
+    days = sorted(ranker["day"].unique().to_list())
+    return {
+        "start_ms": int(events["ts"].min()),  # type: ignore[arg-type]
+        "end_ms": int(events["ts"].max()),  # type: ignore[arg-type]
+        "n_events": events.height,
+        "n_impressions": ranker.height,
+        "train_days": len(days) - 2,
+        "valid_day": days[-2],
+        "test_day": days[-1],
+    }
+
+
+def _eval_sample(ranker: pl.DataFrame, retrieval: pl.DataFrame, seed: int) -> EvalSample:
+    test_r = ranker.filter(pl.col("day") == pl.col("day").max())
+    test_q = retrieval.filter(pl.col("day") == pl.col("day").max())
+    test_r = test_r.sample(min(EVAL_ROWS, test_r.height), seed=seed)
+    test_q = test_q.unique("user_id", keep="first", maintain_order=True).head(2000)
+    data = ranker_data(test_r, RANKER_TABLE)
+    return EvalSample(
+        ranker_x=data.x,
+        ranker_labels=data.labels,
+        user_x=float_matrix(test_q, "user_x", RETRIEVAL_TABLE),
+        history=int_matrix(test_q, "history", RETRIEVAL_TABLE),
+    )
+
+
+def _feature_specs(static_dim: int) -> dict[str, dict[str, object]]:
+    specs = {
+        "user": user_spec(static_dim),
+        "video": VIDEO_SPEC,
+        "context": CONTEXT_SPEC,
+        "ranker_input": ranker_input_spec(static_dim),
+        "user_tower_input": user_tower_spec(static_dim),
+    }
+    return {
+        k: {"name": s.name, "version": s.version, "dim": s.dim, "hash": s.hash.hex()}
+        for k, s in specs.items()
+    }
+
+
+def train_step(
+    stage: Path,
+    profile: Profile,
+    cfg: Config,
+    steps: Steps,
+    events: Path | None,
+    baseline: Path | None,
+    seed: int,
+    progress: bool,
+) -> Manifest:
+    """Everything up to and including the quality gate; writes ``stage/models`` and report."""
+    baseline_metrics = metrics_from_manifest(baseline) if baseline else None
+    report = stage / "report"
+    report.mkdir()
+    catalog = steps.run("load KuaiRec", lambda: _load_catalog(cfg, seed))
+    log, videos = steps.run(
+        "simulate events" if events is None else f"read events {events}",
+        lambda: _events_and_videos(catalog, profile, events, seed, progress),
+    )
+    comparison = compare_watch_ratio(log, catalog.interactions)
+    plot_watch_ratio(comparison, log, catalog.interactions, report / "sim_vs_real_watch_ratio.png")
+    tables = steps.run(
+        "point-in-time features",
+        lambda: build_training_tables(log, videos, catalog.users, cfg.features, progress),
+    )
+    trained = steps.run(
+        "train two-tower + MMoE, evaluate vs baselines",
+        lambda: train_and_evaluate(
+            tables.ranker,
+            tables.retrieval,
+            videos,
+            cfg,
+            progress,
+            TwoTowerParams(epochs=profile.two_tower_epochs),
+            RankerParams(epochs=profile.ranker_epochs, batch_size=profile.batch_size),
+        ),
+    )
+    metrics = dict(trained.metrics)
+    metrics["data.watch_ratio_ks"] = comparison.ks_statistic
+    gate = quality_gate(metrics, baseline_metrics, cfg.train.gate_margin)
+    if not gate.passed:
+        raise GateFailed(gate.reasons)
+
+    models_dir = stage / "models"
+    save_models(models_dir, trained.two_tower, trained.ranker)
+    _eval_sample(tables.ranker, tables.retrieval, seed).save(models_dir)
+    plot_training_curves(
+        {
+            "two-tower softmax": trained.two_tower.losses,
+            "ranker train BCE": trained.ranker.train_loss,
+            "ranker valid BCE": trained.ranker.valid_loss,
+        },
+        report / "training_curves.png",
+    )
+    plot_retrieval_vs_baselines(metrics, report / "retrieval_vs_baselines.png")
+    plot_ranking_vs_popularity(metrics, report / "ranking_vs_popularity.png")
+    static_dim = int(catalog.users.schema["static"].size)  # type: ignore[attr-defined]
+    return Manifest(
+        model_version=datetime.now(UTC).strftime("%Y%m%d-%H%M%S") + f"-s{seed}",
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        profile=profile.name,
+        seed=seed,
+        feature_specs=_feature_specs(static_dim),
+        data_window=_data_window(log, tables.ranker),
+        metrics={k: float(v) for k, v in metrics.items()},
+        artefacts={"models": "models", "report": "report"},
+    )
+
+
+def _steps(progress: bool) -> Steps:
+    return Steps(Console(stderr=True, quiet=not progress), {})
+
+
+def train(
+    profile: str,
+    out: Path,
+    events: Path | None = None,
+    baseline: Path | None = None,
+    seed: int = 7,
+    progress: bool = True,
+    cfg: Config | None = None,
+) -> Manifest:
+    """`vidrec train`: models + metrics + report in ``out``, only if the gate passes."""
+    cfg = cfg or load_config()
+    prof = get_profile(profile)
+    steps = _steps(progress)
+    with staged_dir(out) as stage:
+        manifest = train_step(stage, prof, cfg, steps, events, baseline, seed, progress)
+        manifest = _with(manifest, timings=steps.timings)
+        manifest.write(stage / "manifest.json")
+    print_metrics(manifest, steps.console)
+    return manifest
+
+
+def build(root: Path, progress: bool = True, cfg: Config | None = None) -> Manifest:
+    """`vidrec build`: add serving artefacts to a trained directory and update its manifest."""
+    cfg = cfg or load_config()
+    manifest = read_manifest(root / "manifest.json")
+    steps = _steps(progress)
+    extra = steps.run("build artefacts", lambda: build_artefacts(root, cfg, progress))
+    manifest = _with(
+        manifest,
+        metrics=manifest.metrics | extra,
+        artefacts=manifest.artefacts | ARTEFACTS,
+        timings=manifest.timings_s | steps.timings,
+    )
+    tmp = root / "manifest.json.tmp"
+    manifest.write(tmp)
+    tmp.replace(root / "manifest.json")
+    return manifest
+
+
+ARTEFACTS = {
+    "index": "index",
+    "user_tower": "models/user_tower.onnx",
+    "ranker": "models/ranker.onnx",
+    "ranker_int8": "models/ranker.int8.onnx",
+    "model_repository": "model_repository",
+}
+
+
+def _with(manifest: Manifest, **changes: object) -> Manifest:
+    if "timings" in changes:
+        changes["timings_s"] = changes.pop("timings")
+    return replace(manifest, **changes)  # type: ignore[arg-type]
+
+
+def run_pipeline(
+    profile: str,
+    out: Path,
+    events: Path | None = None,
+    baseline: Path | None = None,
+    seed: int = 7,
+    progress: bool = True,
+    cfg: Config | None = None,
+) -> Manifest:
+    """`vidrec pipeline run`: train + build in one staged directory, then print the table."""
+    cfg = cfg or load_config()
+    prof = get_profile(profile)
+    start = time.perf_counter()
+    steps = _steps(progress)
+    with staged_dir(out) as stage:
+        manifest = train_step(stage, prof, cfg, steps, events, baseline, seed, progress)
+        extra = steps.run("build artefacts", lambda: build_artefacts(stage, cfg, progress))
+        steps.timings["total"] = round(time.perf_counter() - start, 2)
+        manifest = _with(
+            manifest,
+            metrics=manifest.metrics | extra,
+            artefacts=manifest.artefacts | ARTEFACTS,
+            timings=steps.timings,
+        )
+        manifest.write(stage / "manifest.json")
+    print_metrics(manifest, steps.console)
+    steps.console.print(f"[bold green]done[/] in {steps.timings['total']:.0f}s → {out}")
+    steps.console.print(f"plots: {out / 'report'}")
+    return manifest
