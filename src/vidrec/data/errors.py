@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vidrec.errors import InputError
+
 RESTORE_HINT = "restore data/kuairec from the repository (see data/kuairec/README.md)"
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError):
     """A dataset file is missing or lacks what vidrec needs; the message names file and column."""
 
 

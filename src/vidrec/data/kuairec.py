@@ -34,7 +34,13 @@ import numpy as np
 import polars as pl
 
 from vidrec.config import DataConfig
-from vidrec.data.errors import bad_value, missing_column, missing_file
+from vidrec.data.errors import (
+    RESTORE_HINT,
+    DatasetError,
+    bad_value,
+    missing_column,
+    missing_file,
+)
 from vidrec.data.user_features import USER_FEATURE_COLUMNS, USER_STATIC_DIM, encode_user_static
 from vidrec.schema import N_CATEGORIES, USER_SCHEMA, VIDEO_SCHEMA, check_columns
 
@@ -81,7 +87,10 @@ def read_table(path: Path, columns: Sequence[str]) -> pl.DataFrame:
     """Read ``columns`` of a parquet file, raising ``DatasetError`` naming what is missing."""
     if not path.is_file():
         raise missing_file(path)
-    present = pl.read_parquet_schema(path)
+    try:
+        present = pl.read_parquet_schema(path)
+    except Exception as exc:  # polars raises several types for a damaged footer
+        raise DatasetError(f"{path}: not a readable Parquet file ({exc}); {RESTORE_HINT}") from exc
     for column in columns:
         if column not in present:
             raise missing_column(path, column)
