@@ -94,9 +94,11 @@ def test_triton_serves_the_trained_ranker(run: tuple[Path, Manifest], tmp_path: 
     sample = EvalSample.load(out / "models")
     x = sample.ranker_x[:1000]
     want = predict(load_models(out / "models").ranker.serving, x)
-    with triton_server(out / "model_repository", workdir=tmp_path) as server:
-        with TritonRanker(server.grpc_url, timeout_s=30.0) as ranker:
-            got = ranker.score(x)
+    with (
+        triton_server(out / "model_repository", workdir=tmp_path) as server,
+        TritonRanker(server.grpc_url, timeout_s=30.0) as ranker,
+    ):
+        got = ranker.score(x)
     assert got.shape == (1000, 3)
     np.testing.assert_allclose(got, want, atol=1e-4)
 

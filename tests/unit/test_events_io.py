@@ -66,5 +66,5 @@ def test_corrupt_parquet_named(tmp_path: Path) -> None:
 def test_missing_path_and_empty_dir(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not found"):
         read_events(tmp_path / "nope.parquet")
-    with pytest.raises(InputError, match="no .parquet files"):
+    with pytest.raises(InputError, match=r"no \.parquet files"):
         read_events(tmp_path)

@@ -76,16 +76,17 @@ def print_metrics(manifest: Manifest, console: Console | None = None) -> None:
     console.print(metrics_table(manifest.metrics))
 
 
-def plot_training_curves(curves: Mapping[str, Sequence[float]], path: Path) -> Path:
-    """One line per curve (e.g. two-tower loss, ranker train/valid loss) against epoch."""
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for name, values in curves.items():
-        ax.plot(range(1, len(values) + 1), values, marker="o", label=name)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.set_title("training curves")
-    ax.legend()
-    ax.grid(alpha=0.3)
+def plot_training_curves(panels: Mapping[str, Mapping[str, Sequence[float]]], path: Path) -> Path:
+    """One panel per model (their losses have different scales), one line per curve."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    for ax, (title, curves) in zip(axes[0], panels.items(), strict=True):
+        for name, values in curves.items():
+            ax.plot(range(1, len(values) + 1), values, marker="o", label=name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss")
+        ax.set_title(title)
+        ax.legend()
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

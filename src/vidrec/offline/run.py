@@ -203,9 +203,11 @@ def train_step(
     _eval_sample(tables.ranker, tables.retrieval, seed).save(models_dir)
     plot_training_curves(
         {
-            "two-tower softmax": trained.two_tower.losses,
-            "ranker train BCE": trained.ranker.train_loss,
-            "ranker valid BCE": trained.ranker.valid_loss,
+            "two-tower (sampled softmax)": {"train": trained.two_tower.losses},
+            "MMoE ranker (mean BCE over heads)": {
+                "train": trained.ranker.train_loss,
+                "valid": trained.ranker.valid_loss,
+            },
         },
         report / "training_curves.png",
     )
