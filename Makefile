@@ -6,7 +6,7 @@ VIDREC := $(VENV)/bin/vidrec
 PYTEST := $(VENV)/bin/pytest
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: help up down setup test test-unit test-integration lint format typecheck demo clean
+.PHONY: help up down bench setup test test-unit test-integration lint format typecheck demo clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ format: setup  ## apply ruff formatting and safe fixes
 
 demo: setup  ## train, evaluate and export the demo models into artifacts/demo (≈10 min)
 	$(VIDREC) pipeline run --profile demo --out artifacts/demo
+
+bench: setup  ## performance figures, each a ratio against a same-run baseline (see docs/benchmarks.md)
+	$(VIDREC) bench offline --out artifacts/bench
 
 clean:  ## remove generated artefacts (not the venv)
 	rm -rf artifacts runs .pytest_cache .mypy_cache .ruff_cache

@@ -27,10 +27,12 @@ pipeline_app = typer.Typer(help="The offline pipeline, end to end.", no_args_is_
 features_app = typer.Typer(help="Feature tables and the online store.", no_args_is_help=True)
 models_app = typer.Typer(help="Inspect trained model artefacts.", no_args_is_help=True)
 triton_app = typer.Typer(help="Triton Inference Server helpers.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks, as ratios to same-run baselines.", no_args_is_help=True)
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(features_app, name="features")
 app.add_typer(models_app, name="models")
 app.add_typer(triton_app, name="triton")
+app.add_typer(bench_app, name="bench")
 
 err = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -213,6 +215,21 @@ def triton_prepare(
 
     path = prepare_backend_dir(dest or REPO_ROOT / ".tools" / "triton" / "backends")
     err.print(f"triton backends ready in {path}")
+
+
+@bench_app.command("offline")
+@_friendly
+def bench_offline(
+    out: Annotated[Path, typer.Option(help="Where results and plots go.")] = Path(
+        "artifacts/bench"
+    ),
+    sim_events: Annotated[int, typer.Option(help="Events for the simulator run.")] = 10_000_000,
+    ann_videos: Annotated[int, typer.Option(help="Synthetic catalogue size for ANN.")] = 1_000_000,
+) -> None:
+    """Simulator throughput, feature build rate, HNSW vs exact search, INT8 vs FP32 ranker."""
+    from vidrec.bench.offline import run
+
+    run(out, sim_events, ann_videos)
 
 
 if __name__ == "__main__":  # pragma: no cover
