@@ -83,6 +83,63 @@ class TritonConfig:
 
 
 @dataclass(frozen=True)
+class ServingConfig:
+    """The request path. Deadlines are per stage, in milliseconds; the SLA is p99 < 100 ms."""
+
+    artefacts_dir: Path = field(default_factory=lambda: REPO_ROOT / "artifacts" / "demo")
+    # Candidate counts per source (DESIGN: two-tower ~400, union capped at 1,000).
+    two_tower_k: int = 400
+    related_k: int = 100
+    trending_k: int = 100
+    fresh_k: int = 50
+    same_creator_k: int = 50
+    max_candidates: int = 1000
+    rank_top_n: int = 500  # candidates sent to the ranker (by retrieval score)
+    # Deadlines (ms).
+    deadline_context_ms: int = 15
+    deadline_sources_ms: int = 30
+    deadline_filters_ms: int = 5
+    deadline_hydrate_ms: int = 20
+    deadline_score_ms: int = 40
+    deadline_mix_ms: int = 5
+    deadline_total_ms: int = 95
+    # Circuit breaker: open after N consecutive failures, try again after reset_s.
+    breaker_failures: int = 5
+    breaker_reset_s: float = 5.0
+    # Hot-video LRU in front of the feature store.
+    lru_size: int = 50_000
+    # Post-ranking.
+    max_creator_run: int = 2
+    exploration_share: float = 0.1  # share of slots for fresh videos
+    freshness_half_life_h: float = 24.0
+    freshness_boost: float = 0.2
+    fresh_max_age_h: float = 48.0
+    default_region: str = "central"
+    # Variants: the routing table lives in Redis under this key (the operator writes it).
+    routing_key: str = "vidrec:routing:ranker"
+    variant_salt: str = "vidrec-variants-v1"
+    # Service endpoints (the local stack and the Helm chart set these).
+    retrieval_url: str = "http://127.0.0.1:3001"
+    features_url: str = "http://127.0.0.1:3002"
+    recommender_port: int = 3000
+    retrieval_port: int = 3001
+    features_port: int = 3002
+    grpc_port: int = 50051
+    impression_stream: str = "vidrec:impressions"
+    event_stream_prefix: str = "vidrec:events"
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    run_dir: Path = field(default_factory=lambda: REPO_ROOT / "runs" / "local")
+    redis_cluster: bool = True
+    redis_base_port: int = 7001  # cluster masters take base..base+2; standalone takes base
+    prometheus_port: int = 9090
+    scrape_interval_s: float = 2.0
+    start_timeout_s: float = 90.0
+
+
+@dataclass(frozen=True)
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
@@ -90,6 +147,8 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     ranking: RankingConfig = field(default_factory=RankingConfig)
     triton: TritonConfig = field(default_factory=TritonConfig)
+    serving: ServingConfig = field(default_factory=ServingConfig)
+    stack: StackConfig = field(default_factory=StackConfig)
 
 
 T = TypeVar("T")

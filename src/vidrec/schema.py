@@ -122,3 +122,62 @@ def check_columns(df: pl.DataFrame, schema: dict[str, pl.DataType], what: str) -
             continue
         if got != dtype:
             raise ValueError(f"{what}: column {name!r} has type {got}, expected {dtype}")
+
+
+# --- Recommendation API -------------------------------------------------------------------
+# One set of types for HTTP (BentoML), gRPC and the pipeline. Query models validate every
+# field, so a bad request is a 4xx that names the field before any work is done.
+
+MAX_COUNT = 100
+"""Largest list a client may ask for; more is a 4xx, not a silent cap."""
+
+IdField = Annotated[int, Field(ge=0, le=2**62)]
+CountField = Annotated[int, Field(ge=1, le=MAX_COUNT)]
+RegionField = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z0-9_-]+$")]
+SessionField = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class HomeQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    user_id: IdField
+    count: CountField = 20
+    session_id: SessionField | None = None
+    region: RegionField | None = None  # overrides the user's region (e.g. travelling)
+
+
+class RelatedQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    video_id: IdField
+    user_id: IdField | None = None
+    count: CountField = 20
+
+
+class TrendingQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    region: RegionField
+    count: CountField = 20
+    user_id: IdField | None = None
+
+
+class CategoryQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    user_id: IdField
+    category: Annotated[int, Field(ge=0, lt=N_CATEGORIES)]
+    count: CountField = 20
+
+
+class RecommendedItem(BaseModel):
+    video_id: int
+    score: float  # combined ranking score (weighted heads), or retrieval score when degraded
+    scores: dict[str, float]  # calibrated per-head probabilities; empty when not ranked
+    source: str  # the candidate source that produced it (two_tower, trending, ...)
+    explanation: str  # "because you watched …", "trending in north", "new"
+
+
+class RecommendationResponse(BaseModel):
+    request_id: str
+    surface: str
+    variant: str  # the model variant that served this user (rollouts)
+    items: list[RecommendedItem]
+    degraded: bool = False
+    degraded_reasons: list[str] = Field(default_factory=list)  # "<stage>:<reason>"

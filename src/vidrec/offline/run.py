@@ -174,6 +174,7 @@ def train_step(
         "simulate events" if events is None else f"read events {events}",
         lambda: _events_and_videos(catalog, profile, events, seed, progress),
     )
+    write_events(log, stage / "data" / "events.parquet")  # serving state is built from it
     comparison = compare_watch_ratio(log, catalog.interactions)
     plot_watch_ratio(comparison, log, catalog.interactions, report / "sim_vs_real_watch_ratio.png")
     tables = steps.run(
@@ -222,7 +223,7 @@ def train_step(
         feature_specs=_feature_specs(static_dim),
         data_window=_data_window(log, tables.ranker),
         metrics={k: float(v) for k, v in metrics.items()},
-        artefacts={"models": "models", "report": "report"},
+        artefacts={"models": "models", "report": "report", "events": "data/events.parquet"},
     )
 
 

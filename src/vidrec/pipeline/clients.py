@@ -1,0 +1,72 @@
+"""The dependencies a pipeline talks to, as small protocols.
+
+Stages receive these injected. Implementations live in ``vidrec.serving``: in-process ones
+(the retrieval index, Redis feature fetcher and Triton client used directly) and remote ones
+(the BentoML Retrieval / Features services over HTTP). All raise
+:class:`vidrec.pipeline.base.DependencyError` for failures a policy may absorb.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from vidrec.pipeline.base import Candidate, UserContext
+
+
+@dataclass(frozen=True)
+class RetrievedVideo:
+    """What a retrieval source returns: enough metadata for filters and mixers."""
+
+    video_id: int
+    score: float
+    creator_id: int
+    category: int
+    upload_ts: int
+    anchor_video_id: int = -1
+
+
+class RetrievalClient(Protocol):
+    async def two_tower(
+        self, user_vector: np.ndarray, history: Sequence[int], k: int
+    ) -> list[RetrievedVideo]: ...
+
+    async def related(self, video_ids: Sequence[int], k: int) -> list[RetrievedVideo]:
+        """Item-item ANN neighbours of each anchor, ``anchor_video_id`` set."""
+        ...
+
+    async def trending(self, region: str, k: int) -> list[RetrievedVideo]: ...
+
+    async def fresh(self, k: int, now_ms: int) -> list[RetrievedVideo]: ...
+
+    async def same_creator(self, video_ids: Sequence[int], k: int) -> list[RetrievedVideo]: ...
+
+    async def by_category(self, category: int, k: int) -> list[RetrievedVideo]: ...
+
+    async def popular(self, k: int) -> list[RetrievedVideo]:
+        """The cached popular list: the last-resort fallback."""
+        ...
+
+
+class FeatureClient(Protocol):
+    async def user_context(self, user_id: int, region: str | None) -> UserContext:
+        """User vector + session state in one round trip; unknown user → ``known=False``."""
+        ...
+
+    async def video_vectors(self, video_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """``(matrix float32[N, VIDEO_SPEC.dim], present bool[N])``; absent rows are zeros."""
+        ...
+
+
+class RankerClient(Protocol):
+    async def score(self, x: np.ndarray, variant: str) -> np.ndarray:
+        """Calibrated ``float32[B, 3]`` (RANKER_HEADS order) for ranker inputs ``x``."""
+        ...
+
+
+class ImpressionSink(Protocol):
+    async def log(self, request_id: str, variant: str, user_id: int | None,
+                  served: Sequence[Candidate], now_ms: int) -> None: ...  # fmt: skip
