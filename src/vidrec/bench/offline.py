@@ -14,6 +14,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -29,7 +30,7 @@ from vidrec.config import load_config
 from vidrec.data import SimConfig, load_catalog, scale_catalog, schedule_uploads, simulate
 from vidrec.data.simulator import benchmark_simulator
 from vidrec.features import build_training_tables
-from vidrec.retrieval import IndexParams, build_index, exact_index, recall_at_k
+from vidrec.retrieval import AnnIndex, IndexParams, build_index, exact_index, recall_at_k
 
 T = TypeVar("T")
 SIM_BUDGET_EVENTS_PER_S = 10_000_000 / 600
@@ -70,8 +71,15 @@ def bench_features(days: int = 14) -> dict[str, float]:
     }
 
 
+def _tuned(index: AnnIndex, knob: str, value: int) -> AnnIndex:
+    """The same built index searched with another efSearch / nprobe."""
+    if knob == "ef_search":
+        return replace(index, params=replace(index.params, ef_search=value))
+    return replace(index, params=replace(index.params, nprobe=value))
+
+
 def bench_ann(n_videos: int, n_queries: int, out: Path) -> dict[str, float]:
-    """HNSW at several efSearch values against exact search on the same catalogue."""
+    """HNSW (several efSearch) and IVF-PQ (several nprobe) against exact search, same queries."""
     catalog = scale_catalog(n_videos, progress=True)
     rng = np.random.default_rng(0)
     pick = rng.choice(n_videos, size=n_queries, replace=False)
@@ -79,35 +87,38 @@ def bench_ann(n_videos: int, n_queries: int, out: Path) -> dict[str, float]:
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     exact = exact_index(catalog.embeddings, catalog.video_ids)
     _, exact_s = _timed(lambda: exact.search(queries, 500))
-    index, build_s = _timed(
-        lambda: build_index(catalog.embeddings, catalog.video_ids, IndexParams(), progress=True)
-    )
-    points = []
-    for ef in (500, 768, 1024):
-        tuned = replace(index, params=replace(index.params, ef_search=ef))
-        _, ann_s = _timed(lambda t=tuned: t.search(queries, 500))  # type: ignore[misc]
-        recall = recall_at_k(tuned, exact, queries, k=500)
-        points.append((ef, recall, exact_s / ann_s))
+    results = {"ann.videos": float(n_videos), "ann.exact_qps": n_queries / exact_s}
+    sweeps = {
+        "hnsw": ("ef_search", (500, 1024, 2048)),
+        "ivfpq": ("nprobe", (32, 128)),
+    }
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot([p[2] for p in points], [p[1] for p in points], marker="o")
-    for ef, recall, speed in points:
-        ax.annotate(f"ef={ef}", (speed, recall))
-    ax.set_xlabel("speed-up over exact search (×)")
+    for kind, (knob, values) in sweeps.items():
+        params = IndexParams(kind=kind)  # type: ignore[arg-type]
+        index, build_s = _timed(
+            partial(build_index, catalog.embeddings, catalog.video_ids, params, progress=True)
+        )
+        results[f"ann.{kind}.build_s"] = build_s
+        points = []
+        for value in values:
+            tuned = _tuned(index, knob, value)
+            _, ann_s = _timed(partial(tuned.search, queries, 500))
+            recall = recall_at_k(tuned, exact, queries, k=500)
+            points.append((value, recall, exact_s / ann_s))
+            results[f"ann.{kind}.{knob}={value}.recall@500"] = recall
+            results[f"ann.{kind}.{knob}={value}.speedup_vs_exact"] = exact_s / ann_s
+        ax.plot([p[2] for p in points], [p[1] for p in points], marker="o", label=kind)
+        for value, recall, speed in points:
+            ax.annotate(f"{knob}={value}", (speed, recall), fontsize=8)
+    ax.set_xlabel("speed-up over exact search, batch of queries (×)")
     ax.set_ylabel("recall@500")
-    ax.set_title(f"HNSW on {n_videos:,} videos, {n_queries} queries")
+    ax.set_title(f"ANN on {n_videos:,} synthetic videos, {n_queries} queries")
     ax.grid(alpha=0.3)
+    ax.legend()
     fig.tight_layout()
     fig.savefig(out / "ann_tradeoff.png", dpi=120)
     plt.close(fig)
-    ef, recall, speedup = points[0]
-    return {
-        "ann.videos": float(n_videos),
-        "ann.build_s": build_s,
-        "ann.exact_qps": n_queries / exact_s,
-        "ann.ef_search": float(ef),
-        "ann.recall@500": recall,
-        "ann.speedup_vs_exact": speedup,
-    }
+    return results
 
 
 def run(out: Path, sim_events: int, ann_videos: int) -> dict[str, float]:
