@@ -115,6 +115,9 @@ class ServingConfig:
     freshness_boost: float = 0.2
     fresh_max_age_h: float = 48.0
     default_region: str = "central"
+    category_max_share: float = 0.4  # of the first page from one category
+    popular_refresh_s: float = 60.0  # the cached popular list (last-resort fallback)
+    popular_k: int = 200
     # Variants: the routing table lives in Redis under this key (the operator writes it).
     routing_key: str = "vidrec:routing:ranker"
     variant_salt: str = "vidrec-variants-v1"

@@ -1,0 +1,30 @@
+"""filter/category and filter/anchor — keep a surface on its subject.
+
+CategoryFilter keeps only the requested category (personalised sources on the category
+surface search the whole catalogue); AnchorFilter drops the video being watched."""
+
+from __future__ import annotations
+
+from vidrec.pipeline.base import Candidate, FilterResult, Policy, RequestContext
+from vidrec.pipeline.filters.partition import partition
+from vidrec.pipeline.sources.adapt import required
+
+
+class CategoryFilter:
+    name = "category"
+    policy = Policy.CLOSED  # pure logic: it cannot fail on a dependency
+    deadline_ms = 5
+
+    async def __call__(self, ctx: RequestContext, cands: list[Candidate]) -> FilterResult:
+        category = required(ctx.category, "category", "category")
+        return partition(cands, lambda c: c.category != category)
+
+
+class AnchorFilter:
+    name = "anchor"
+    policy = Policy.CLOSED
+    deadline_ms = 5
+
+    async def __call__(self, ctx: RequestContext, cands: list[Candidate]) -> FilterResult:
+        anchor = required(ctx.anchor_video_id, "anchor_video_id", "related")
+        return partition(cands, lambda c: c.video_id == anchor)

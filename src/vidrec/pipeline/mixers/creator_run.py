@@ -1,0 +1,45 @@
+"""mixer/creator_run — at most ``max_run`` consecutive items from one creator.
+
+Greedy over the page: each position takes the best remaining item that does not extend a
+too-long run; the rest keep their order. An item is dropped only when nothing else is left
+(every remaining item is by the creator of the current run). Runs last among the mixers that
+reorder, so the rule holds on the final list (a prefix of a valid list is valid)."""
+
+from __future__ import annotations
+
+from vidrec.pipeline.base import Candidate, Policy, RequestContext
+
+
+def limit_runs(cands: list[Candidate], max_run: int, page: int) -> list[Candidate]:
+    """The first ``page`` items reordered to respect ``max_run``, then the rest unchanged.
+    Unknown creators (-1) never form a run."""
+    remaining = list(cands)
+    out: list[Candidate] = []
+    run_creator, run = -1, 0
+    while remaining and len(out) < page:
+        pick = next(
+            (i for i, c in enumerate(remaining)
+             if c.creator_id != run_creator or c.creator_id < 0 or run < max_run),
+            None,
+        )  # fmt: skip
+        if pick is None:
+            return out  # impossible: only the run's creator is left
+        c = remaining.pop(pick)
+        run = run + 1 if c.creator_id == run_creator else 1
+        run_creator = c.creator_id
+        out.append(c)
+    return out + remaining
+
+
+class CreatorRun:
+    name = "creator_run"
+    policy = Policy.OPEN
+    deadline_ms = 5
+
+    def __init__(self, max_run: int) -> None:
+        if max_run < 1:
+            raise ValueError(f"max_creator_run: must be >= 1, got {max_run}")
+        self.max_run = max_run
+
+    async def __call__(self, ctx: RequestContext, cands: list[Candidate]) -> list[Candidate]:
+        return limit_runs(cands, self.max_run, ctx.count)

@@ -1,0 +1,52 @@
+"""mixer/exploration — reserve ``round(share·count)`` slots of the page for fresh videos.
+
+A video is fresh if the fresh source found it or it is younger than ``max_age_h``. Slots sit
+at evenly spaced, deterministic positions (never first: the top slot goes to the best item);
+each is filled with the best remaining fresh video, other positions with the best remaining
+item. Without enough fresh videos the slots fall back to normal order."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vidrec.pipeline.base import Candidate, Policy, RequestContext
+from vidrec.pipeline.mixers.freshness import age_hours
+
+
+def slot_positions(count: int, slots: int) -> frozenset[int]:
+    """``slots`` evenly spaced positions in 1..count-1, e.g. (10, 2) → {3, 6}."""
+    return frozenset(((i + 1) * count) // (slots + 1) for i in range(slots)) - {0}
+
+
+class ExplorationSlots:
+    name = "exploration"
+    policy = Policy.OPEN
+    deadline_ms = 5
+
+    def __init__(self, share: float, fresh_max_age_h: float, fresh_source: str = "fresh") -> None:
+        if not 0 <= share <= 1:
+            raise ValueError(f"exploration_share: must be in [0, 1], got {share}")
+        self.share, self.max_age_h, self.fresh_source = share, fresh_max_age_h, fresh_source
+
+    async def __call__(self, ctx: RequestContext, cands: list[Candidate]) -> list[Candidate]:
+        page = min(ctx.count, len(cands))
+        slots = slot_positions(page, round(self.share * page))
+        if not slots:
+            return list(cands)
+        young = age_hours(cands, ctx.now_ms) < self.max_age_h
+        fresh = [i for i, c in enumerate(cands) if young[i] or c.source == self.fresh_source]
+        used = np.zeros(len(cands), dtype=bool)
+        out: list[Candidate] = []
+        nxt, nxt_fresh = 0, 0
+        for pos in range(page):
+            while nxt_fresh < len(fresh) and used[fresh[nxt_fresh]]:
+                nxt_fresh += 1
+            if pos in slots and nxt_fresh < len(fresh):
+                i = fresh[nxt_fresh]
+            else:
+                while used[nxt]:
+                    nxt += 1
+                i = nxt
+            used[i] = True
+            out.append(cands[i])
+        return out + [c for c, u in zip(cands, used.tolist(), strict=True) if not u]

@@ -1,0 +1,289 @@
+"""Runs a :class:`Surface`: deadlines, failure policies, observations, fallback, effects.
+
+A surface is declarative (which stages, in which order); everything a stage should not care
+about lives here. Each stage runs under ``asyncio.wait_for`` with its deadline: the stage's
+class default, capped by the ``ServingConfig.deadline_*`` budget of its kind. A dependency fault
+(:class:`DependencyError` or a timeout) in an OPEN stage skips it (input passes through, a
+source yields nothing), in a CLOSED stage serves the fallback; either way ``ctx.degraded`` gets
+``"<kind>/<name>:<reason>"``. Anything else is a bug and propagates. Stages return new lists;
+hydrators and scorers fill fields of the request-owned candidates in place (no copies on the
+hot path). Effects run after the response is returned and can only be observed, never raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from operator import attrgetter
+from time import perf_counter
+from typing import Any, Final, Protocol, TypeVar
+
+import numpy as np
+
+from vidrec.config import ServingConfig
+from vidrec.pipeline.base import (
+    Candidate,
+    ContextStage,
+    DependencyError,
+    Effect,
+    Filter,
+    Hydrator,
+    Mixer,
+    Policy,
+    RequestContext,
+    Scorer,
+    Source,
+    Stage,
+)
+from vidrec.pipeline.observer import PipelineObserver
+from vidrec.pipeline.resilience import as_dependency_error
+from vidrec.pipeline.scorers.retrieval_order import RetrievalOrder
+
+T = TypeVar("T")
+
+_KIND_BUDGET: Final[dict[str, str]] = {
+    "context": "deadline_context_ms",
+    "source": "deadline_sources_ms",
+    "filter": "deadline_filters_ms",
+    "hydrator": "deadline_hydrate_ms",
+    "scorer": "deadline_score_ms",
+    "mixer": "deadline_mix_ms",
+}
+"""Per-kind deadline budgets in ServingConfig; effects and the fallback use their own."""
+
+
+class Fallback(Stage, Protocol):
+    """What a surface serves when a CLOSED stage fails or no source returned anything."""
+
+    async def __call__(self, ctx: RequestContext) -> list[Candidate]: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class Surface:
+    """One product surface, read top to bottom like the request.
+
+    ``cold_start``: served instead (same request, same labels) when the user is unknown or
+    anonymous. ``degraded_order``: applied when a scorer is skipped, so the list stays sortable.
+    """
+
+    name: str
+    context: ContextStage | None
+    sources: tuple[Source, ...]
+    filters: tuple[Filter, ...] = ()  # cheapest first
+    hydrators: tuple[Hydrator, ...] = ()
+    scorers: tuple[Scorer, ...] = ()
+    mixers: tuple[Mixer, ...] = ()
+    effects: tuple[Effect, ...] = ()
+    fallback: Fallback
+    cold_start: Surface | None = None
+    degraded_order: Scorer = field(default_factory=RetrievalOrder)
+
+
+class _ServeFallback(Exception):
+    """Internal: a CLOSED stage failed or nothing was retrieved."""
+
+
+class _Skipped:
+    """Internal sentinel: an OPEN stage was skipped."""
+
+
+SKIPPED: Final = _Skipped()
+
+
+def stage_id(kind: str, stage: Stage) -> str:
+    return f"{kind}/{stage.name}"
+
+
+class PipelineRunner:
+    """Executes surfaces; one per process, shared by all requests."""
+
+    def __init__(self, observer: PipelineObserver, cfg: ServingConfig) -> None:
+        self._obs = observer
+        self._cfg = cfg
+        self._pending: set[asyncio.Task[None]] = set()
+
+    async def run(self, surface: Surface, ctx: RequestContext) -> list[Candidate]:
+        """The final list (≤ ``ctx.count``); effects are scheduled, not awaited."""
+        if ctx.count < 1:
+            raise ValueError(f"count: must be >= 1, got {ctx.count}")
+        try:
+            served = await asyncio.wait_for(
+                self._pipeline(surface, ctx, surface.name), self._cfg.deadline_total_ms / 1000
+            )
+        except _ServeFallback:
+            served = await self._fallback(surface, ctx)
+        except TimeoutError:
+            self._degrade(surface.name, ctx, "pipeline/total", "timeout")
+            served = await self._fallback(surface, ctx)
+        self._spawn_effects(surface, ctx, served)
+        return served
+
+    async def drain(self) -> None:
+        """Wait for scheduled effects (shutdown, tests)."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending))
+
+    # -- the request, stage by stage --------------------------------------------------------
+
+    async def _pipeline(self, surface: Surface, ctx: RequestContext, label: str) -> list[Candidate]:
+        context = surface.context
+        if context is not None and ctx.user_id is not None and ctx.user is None:
+            user = await self._guarded(label, ctx, "context", context, context, ctx)
+            if not isinstance(user, _Skipped):
+                ctx.user = user
+        if surface.cold_start is not None and (ctx.user is None or not ctx.user.known):
+            return await self._pipeline(surface.cold_start, ctx, label)
+
+        cands = await self._sources(surface, ctx, label)
+        for flt in surface.filters:
+            sid = stage_id("filter", flt)
+            result = await self._guarded(label, ctx, "filter", flt, flt, ctx, cands)
+            if isinstance(result, _Skipped):
+                continue
+            self._obs.candidates(label, sid, "in", len(cands))
+            self._obs.candidates(label, sid, "removed", len(result.removed))
+            cands = result.kept
+        for hyd in surface.hydrators:
+            cands = await self._transform(label, ctx, "hydrator", hyd, cands)
+        cands = await self._score(surface, ctx, label, cands)
+        for mixer in surface.mixers:
+            cands = await self._transform(label, ctx, "mixer", mixer, cands)
+        return cands[: ctx.count]
+
+    async def _sources(self, surface: Surface, ctx: RequestContext, label: str) -> list[Candidate]:
+        results = await asyncio.gather(
+            *(self._guarded(label, ctx, "source", src, src, ctx) for src in surface.sources),
+            return_exceptions=True,
+        )
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:  # a bug wins over a fallback request; both stop the pipeline
+            raise next((e for e in errors if not isinstance(e, _ServeFallback)), errors[0])
+        merged: list[Candidate] = []
+        for src, found in zip(surface.sources, results, strict=True):
+            if isinstance(found, list):
+                self._obs.candidates(label, stage_id("source", src), "out", len(found))
+                merged.extend(found)
+        if not merged:
+            self._degrade(label, ctx, "source/all", "no_data")
+            raise _ServeFallback
+        union = dedupe_by_video(merged)[: self._cfg.max_candidates]
+        self._obs.candidates(label, "pipeline/union", "out", len(union))
+        return union
+
+    async def _score(
+        self, surface: Surface, ctx: RequestContext, label: str, cands: list[Candidate]
+    ) -> list[Candidate]:
+        skipped = False
+        for scorer in surface.scorers:
+            result = await self._guarded(label, ctx, "scorer", scorer, scorer, ctx, cands)
+            if isinstance(result, _Skipped):
+                skipped = True
+            else:
+                cands = result
+        if skipped:
+            cands = await self._transform(label, ctx, "scorer", surface.degraded_order, cands)
+        cands = sorted(cands, key=attrgetter("score"), reverse=True)  # stable: ties keep order
+        heads = [c.head_scores for c in cands if c.head_scores is not None]
+        if heads:
+            self._obs.scores(label, ctx.variant, np.stack(heads))
+        return cands
+
+    async def _transform(
+        self, label: str, ctx: RequestContext, kind: str, stage: Any, cands: list[Candidate]
+    ) -> list[Candidate]:
+        result = await self._guarded(label, ctx, kind, stage, stage, ctx, cands)
+        if isinstance(result, _Skipped):
+            return cands
+        self._obs.candidates(label, stage_id(kind, stage), "out", len(result))
+        return result
+
+    async def _guarded(
+        self,
+        label: str,
+        ctx: RequestContext,
+        kind: str,
+        stage: Stage,
+        call: Callable[..., Awaitable[T]],
+        *args: Any,
+    ) -> T | _Skipped:
+        """Run one stage under its deadline and apply its policy to dependency faults."""
+        sid = stage_id(kind, stage)
+        start = perf_counter()
+        try:
+            result = await asyncio.wait_for(call(*args), self._deadline_s(kind, stage))
+        except Exception as exc:
+            dep = as_dependency_error(exc)
+            self._obs.stage(label, sid, ctx.variant, perf_counter() - start,
+                            "bug" if dep is None else dep.reason)  # fmt: skip
+            if dep is None:
+                raise
+            self._degrade(label, ctx, sid, dep.reason)
+            if stage.policy is Policy.CLOSED:
+                raise _ServeFallback from exc
+            return SKIPPED
+        self._obs.stage(label, sid, ctx.variant, perf_counter() - start, "ok")
+        return result
+
+    def _deadline_s(self, kind: str, stage: Stage) -> float:
+        budget = _KIND_BUDGET.get(kind)
+        ms = (
+            stage.deadline_ms
+            if budget is None
+            else min(stage.deadline_ms, getattr(self._cfg, budget))
+        )
+        return float(ms) / 1000
+
+    def _degrade(self, label: str, ctx: RequestContext, sid: str, reason: str) -> None:
+        ctx.degraded.append(f"{sid}:{reason}")
+        self._obs.degraded(label, sid, reason)
+
+    # -- after a failure, and after the response ---------------------------------------------
+
+    async def _fallback(self, surface: Surface, ctx: RequestContext) -> list[Candidate]:
+        """The surface's fallback list, still passed through its filters where they work."""
+        fb = surface.fallback
+        found = await self._guarded(surface.name, ctx, "fallback", fb, fb, ctx)
+        cands = [] if isinstance(found, _Skipped) else found
+        for flt in surface.filters:
+            try:
+                cands = (await asyncio.wait_for(flt(ctx, cands), flt.deadline_ms / 1000)).kept
+            except Exception as exc:
+                if as_dependency_error(exc) is None:
+                    raise  # already reported as degraded above if it is a dependency fault
+        return cands[: ctx.count]
+
+    def _spawn_effects(
+        self, surface: Surface, ctx: RequestContext, served: list[Candidate]
+    ) -> None:
+        if surface.effects:
+            task = asyncio.create_task(self._effects(surface, ctx, tuple(served)))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    async def _effects(
+        self, surface: Surface, ctx: RequestContext, served: tuple[Candidate, ...]
+    ) -> None:
+        for effect in surface.effects:
+            sid = stage_id("effect", effect)
+            start = perf_counter()
+            outcome = "ok"
+            try:
+                await asyncio.wait_for(effect(ctx, served), effect.deadline_ms / 1000)
+            except Exception as exc:  # never raised: the response is already gone
+                dep = as_dependency_error(exc)
+                outcome = "bug" if dep is None else dep.reason
+            self._obs.stage(surface.name, sid, ctx.variant, perf_counter() - start, outcome)
+
+
+def dedupe_by_video(cands: list[Candidate]) -> list[Candidate]:
+    """Union of sources by video id: the highest retrieval score wins (and keeps its source),
+    sorted by retrieval score (descending; ties keep source order)."""
+    ordered = sorted(cands, key=attrgetter("retrieval_score"), reverse=True)
+    best: dict[int, Candidate] = {}
+    for c in ordered:
+        best.setdefault(c.video_id, c)
+    return list(best.values())
+
+
+__all__ = ["SKIPPED", "DependencyError", "Fallback", "PipelineRunner", "Surface", "dedupe_by_video"]

@@ -1,0 +1,63 @@
+"""scorer/triton_ranker — one ranker call for the top candidates; heads combined by weights.
+
+The top ``top_n`` candidates by retrieval score that have features go to the ranker in ONE
+``RankerClient.score`` call (Triton never splits a request). ``score = head_scores @ weights``
+(>= 0). Everyone else — no features, beyond ``top_n``, or an unknown user — keeps the
+retrieval order below the ranked ones (see :mod:`.retrieval_order`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from vidrec.features import assemble, context_vectors
+from vidrec.pipeline.base import Candidate, DependencyError, Policy, RequestContext
+from vidrec.pipeline.clients import RankerClient
+from vidrec.pipeline.scorers.retrieval_order import apply_retrieval_order
+from vidrec.schema import RANKER_HEADS
+
+
+def check_head_weights(weights: Sequence[float]) -> np.ndarray:
+    w = np.asarray(weights, dtype=np.float32)
+    if w.shape != (len(RANKER_HEADS),) or not np.all(np.isfinite(w)) or (w < 0).any():
+        raise ValueError(
+            f"head_weights: need {len(RANKER_HEADS)} finite non-negative weights "
+            f"({', '.join(RANKER_HEADS)}), got {tuple(weights)}"
+        )
+    return w
+
+
+class TritonRanker:
+    name = "triton_ranker"
+    policy = Policy.OPEN
+    deadline_ms = 40
+
+    def __init__(self, ranker: RankerClient, head_weights: Sequence[float], top_n: int) -> None:
+        if top_n < 1:
+            raise ValueError(f"top_n: must be >= 1, got {top_n}")
+        self.ranker, self.weights, self.top_n = ranker, check_head_weights(head_weights), top_n
+
+    async def __call__(self, ctx: RequestContext, cands: list[Candidate]) -> list[Candidate]:
+        cands = apply_retrieval_order(cands)  # the default for everything not ranked below
+        user = ctx.user
+        if user is None or not user.known or user.vector is None:
+            return cands
+        with_features = [c for c in cands if c.features is not None]
+        # apply_retrieval_order gave scores decreasing with retrieval rank: best first.
+        picked = sorted(with_features, key=lambda c: c.score, reverse=True)[: self.top_n]
+        if not picked:
+            return cands
+        n = len(picked)
+        video = np.stack([c.features for c in picked])  # type: ignore[misc]
+        users = np.broadcast_to(user.vector.astype(np.float32), (n, user.vector.shape[-1]))
+        context = context_vectors(ctx.now_ms, [user.device], user.session_depth)
+        x = assemble(users, video, np.broadcast_to(context, (n, context.shape[1])), ctx.now_ms)
+        heads = np.asarray(await self.ranker.score(x, ctx.variant), dtype=np.float32)
+        if heads.shape != (n, len(RANKER_HEADS)) or not np.all(np.isfinite(heads)):
+            raise DependencyError("error", f"ranker returned {heads.shape} for {n} rows")
+        scores = (heads @ self.weights).tolist()
+        for c, h, s in zip(picked, heads, scores, strict=True):
+            c.head_scores, c.score = h, s
+        return cands
