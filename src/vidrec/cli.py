@@ -7,16 +7,16 @@ a failed quality gate exits with code 3; anything else is a bug and keeps its tr
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
-from vidrec.errors import InputError
+from vidrec.cli_support import exits_on
+from vidrec.errors import GateFailed, InputError
+from vidrec.stack.cli import stack_app
 
 app = typer.Typer(
     help="vidrec — personalised video recommendations: build models, serve them, roll them out.",
@@ -27,12 +27,15 @@ pipeline_app = typer.Typer(help="The offline pipeline, end to end.", no_args_is_
 features_app = typer.Typer(help="Feature tables and the online store.", no_args_is_help=True)
 models_app = typer.Typer(help="Inspect trained model artefacts.", no_args_is_help=True)
 triton_app = typer.Typer(help="Triton Inference Server helpers.", no_args_is_help=True)
+serve_app = typer.Typer(help="Serving state for the online path.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks, as ratios to same-run baselines.", no_args_is_help=True)
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(features_app, name="features")
 app.add_typer(models_app, name="models")
 app.add_typer(triton_app, name="triton")
 app.add_typer(bench_app, name="bench")
+app.add_typer(serve_app, name="serve")
+app.add_typer(stack_app, name="stack")
 
 err = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -41,25 +44,19 @@ EXIT_INPUT = 2
 EXIT_GATE = 3
 
 
+def _gate_failure(exc: Any) -> str:
+    reasons = "\n".join(f"  • {r}" for r in exc.reasons)
+    return f"[bold red]quality gate failed — nothing was exported:[/]\n{reasons}"
+
+
 def _friendly(fn: F) -> F:
-    """Turn user-input errors into a clear message and exit code 2 instead of a traceback."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from vidrec.offline.run import GateFailed
-
-        try:
-            return fn(*args, **kwargs)
-        except InputError as exc:
-            err.print(f"[bold red]error:[/] {exc}")
-            sys.exit(EXIT_INPUT)
-        except GateFailed as exc:
-            err.print("[bold red]quality gate failed — nothing was exported:[/]")
-            for reason in exc.reasons:
-                err.print(f"  • {reason}")
-            sys.exit(EXIT_GATE)
-
-    return wrapper  # type: ignore[return-value]
+    """Input errors exit 2 naming the file/field; a failed quality gate exits 3."""
+    return exits_on(
+        {
+            InputError: (EXIT_INPUT, lambda exc: f"[bold red]error:[/] {exc}"),
+            GateFailed: (EXIT_GATE, _gate_failure),
+        }
+    )(fn)
 
 
 ProfileOpt = Annotated[
@@ -82,7 +79,7 @@ BaselineOpt = Annotated[
         " the popularity baseline.",
     ),
 ]
-QuietOpt = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 
 
 @pipeline_app.command("run")
@@ -215,6 +212,24 @@ def triton_prepare(
 
     path = prepare_backend_dir(dest or REPO_ROOT / ".tools" / "triton" / "backends")
     err.print(f"triton backends ready in {path}")
+
+
+@serve_app.command("prepare")
+@_friendly
+def serve_prepare(
+    artefacts: Annotated[Path, typer.Argument(help="An artefact directory (vidrec build).")],
+    quiet: QuietOpt = False,
+) -> None:
+    """Load end-of-log user/video vectors and session state into Redis; write rule tables.
+
+    Redis comes from VIDREC_REDIS__URL / VIDREC_REDIS__CLUSTER (the local stack sets them).
+    """
+    from vidrec.config import load_config
+    from vidrec.serving.prepare import prepare_serving
+
+    cfg = load_config()
+    counts = prepare_serving(artefacts, cfg.redis, cfg.features.n_buckets, progress=not quiet)
+    err.print(f"serving state loaded into {cfg.redis.url}: {counts}")
 
 
 @bench_app.command("offline")

@@ -128,6 +128,7 @@ class ServingConfig:
     retrieval_port: int = 3001
     features_port: int = 3002
     grpc_port: int = 50051
+    grpc_metrics_port: int = 9464
     impression_stream: str = "vidrec:impressions"
     event_stream_prefix: str = "vidrec:events"
 

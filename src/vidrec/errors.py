@@ -10,3 +10,11 @@ from __future__ import annotations
 
 class InputError(ValueError):
     """Bad user input: the message names the file/field and says what to do next."""
+
+
+class GateFailed(Exception):
+    """The new model does not beat the baseline by the configured margin: nothing exported."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__("; ".join(reasons))
+        self.reasons = reasons

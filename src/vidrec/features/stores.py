@@ -43,6 +43,10 @@ class OnlineStore(Protocol):
 
     def get_many(self, entity: str, ids: Sequence[int]) -> list[bytes | None]: ...
 
+    def get_keys(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Raw keys in one round trip (keys of several entities that share a bucket/slot)."""
+        ...
+
     def delete_many(self, entity: str, ids: Sequence[int]) -> None: ...
 
     def close(self) -> None: ...
@@ -62,7 +66,10 @@ class InMemoryStore:
             self._data.update(zip(keys_for(entity, ids, self.n_buckets), blobs, strict=True))
 
     def get_many(self, entity: str, ids: Sequence[int]) -> list[bytes | None]:
-        return [self._data.get(k) for k in keys_for(entity, ids, self.n_buckets)]
+        return self.get_keys(keys_for(entity, ids, self.n_buckets))
+
+    def get_keys(self, keys: Sequence[str]) -> list[bytes | None]:
+        return [self._data.get(k) for k in keys]
 
     def delete_many(self, entity: str, ids: Sequence[int]) -> None:
         with self._lock:
@@ -93,9 +100,10 @@ class RedisStore:
             self.client.mset(dict(zip(keys_for(entity, ids, self.n_buckets), blobs, strict=True)))
 
     def get_many(self, entity: str, ids: Sequence[int]) -> list[bytes | None]:
-        if not ids:
-            return []
-        return list(self.client.mget(keys_for(entity, ids, self.n_buckets)))  # type: ignore[arg-type]
+        return self.get_keys(keys_for(entity, ids, self.n_buckets))
+
+    def get_keys(self, keys: Sequence[str]) -> list[bytes | None]:
+        return list(self.client.mget(keys)) if keys else []  # type: ignore[arg-type]
 
     def delete_many(self, entity: str, ids: Sequence[int]) -> None:
         if ids:
@@ -133,10 +141,13 @@ class RedisClusterStore:
                 self.client.mset_nonatomic(mapping)
 
     def get_many(self, entity: str, ids: Sequence[int]) -> list[bytes | None]:
-        if not ids:
+        return self.get_keys(keys_for(entity, ids, self.n_buckets))
+
+    def get_keys(self, keys: Sequence[str]) -> list[bytes | None]:
+        if not keys:
             return []
         with self._slots:
-            return list(self.client.mget_nonatomic(keys_for(entity, ids, self.n_buckets)))
+            return list(self.client.mget_nonatomic(keys))
 
     def delete_many(self, entity: str, ids: Sequence[int]) -> None:
         # DEL of several keys must stay within one slot: delete bucket by bucket.

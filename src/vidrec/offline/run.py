@@ -27,6 +27,7 @@ from vidrec.data import (
     schedule_uploads,
     simulate,
 )
+from vidrec.errors import GateFailed
 from vidrec.features import (
     CONTEXT_SPEC,
     VIDEO_SPEC,
@@ -56,14 +57,6 @@ from vidrec.offline.staging import staged_dir
 T = TypeVar("T")
 DAY_MS = 86_400_000
 EVAL_ROWS = 20_000  # held-out rows kept for build-time checks (INT8 AUC, index recall)
-
-
-class GateFailed(Exception):
-    """The new model does not beat the baseline by the configured margin."""
-
-    def __init__(self, reasons: list[str]) -> None:
-        super().__init__("; ".join(reasons))
-        self.reasons = reasons
 
 
 @dataclass

@@ -24,7 +24,7 @@ class RankerError(RuntimeError):
         self.reason = reason
 
 
-def _reason(exc: InferenceServerException) -> str:
+def triton_reason(exc: InferenceServerException) -> str:
     status = str(exc.status() or "")
     if "DEADLINE_EXCEEDED" in status or "Deadline" in str(exc):
         return "timeout"
@@ -67,7 +67,7 @@ class TritonRanker:
                 client_timeout=self.timeout_s,
             )
         except InferenceServerException as exc:
-            raise RankerError(_reason(exc), f"{self.url} {self.model_name}: {exc}") from exc
+            raise RankerError(triton_reason(exc), f"{self.url} {self.model_name}: {exc}") from exc
         scores = result.as_numpy(RANKER_OUTPUT)
         if scores is None or scores.shape != (x.shape[0], N_HEADS):
             got = None if scores is None else scores.shape

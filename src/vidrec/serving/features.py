@@ -20,8 +20,6 @@ from vidrec.features.stores import (
     USER_ENTITY,
     VIDEO_ENTITY,
     OnlineStore,
-    RedisClusterStore,
-    RedisStore,
     key_for,
 )
 from vidrec.pipeline.base import UserContext
@@ -35,13 +33,7 @@ DEFAULT_SERVING = ServingConfig()
 
 def read_user_blobs(store: OnlineStore, user_id: int, n_buckets: int) -> list[bytes | None]:
     """``[user vector, session]`` blobs: one MGET on Redis (both keys share a slot)."""
-    if isinstance(store, RedisClusterStore | RedisStore):
-        keys = [key_for(e, user_id, n_buckets) for e in (USER_ENTITY, SESSION_ENTITY)]
-        if isinstance(store, RedisClusterStore):
-            return list(store.client.mget_nonatomic(keys))
-        return list(store.client.mget(keys))  # type: ignore[arg-type]
-    # In-process stores have no round trip to save.
-    return [*store.get_many(USER_ENTITY, [user_id]), *store.get_many(SESSION_ENTITY, [user_id])]
+    return store.get_keys([key_for(e, user_id, n_buckets) for e in (USER_ENTITY, SESSION_ENTITY)])
 
 
 def _well_formed(spec: FeatureSpec, blobs: Sequence[bytes | None]) -> list[bytes | None]:

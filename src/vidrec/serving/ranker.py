@@ -18,7 +18,7 @@ from tritonclient.utils import InferenceServerException
 from vidrec.pipeline.base import DependencyError
 from vidrec.pipeline.resilience import CircuitBreaker
 from vidrec.ranking.signature import N_HEADS, RANKER_INPUT, RANKER_OUTPUT
-from vidrec.ranking.triton_client import _reason as triton_reason
+from vidrec.ranking.triton_client import triton_reason
 
 
 class TritonRankerClient:

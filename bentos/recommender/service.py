@@ -1,0 +1,121 @@
+"""vidrec's BentoML services: thin adapters over ``vidrec`` (no logic here).
+
+- ``Recommender``: the public API. Its GET/POST routes are a Starlette app mounted with
+  ``@bentoml.asgi_app`` (``@bentoml.api`` routes are POST-with-JSON only in BentoML 1.4);
+  it runs the whole pipeline in-process (see ``vidrec.serving.api.compose`` for why).
+- ``Retrieval`` and ``Features``: the candidate sources and feature fetcher as their own
+  services, for consumers other than the feed (batch jobs, other surfaces), each scaled on
+  its own. Vectors travel as base64 float32 bytes, not JSON float lists.
+
+Serve: ``bentoml serve service:Recommender`` (or ``:Retrieval`` / ``:Features``) from this
+directory; settings come from ``VIDREC_*`` environment variables (``vidrec.config``).
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import bentoml
+import numpy as np
+
+from vidrec.config import load_config
+from vidrec.features import make_store, user_spec
+from vidrec.pipeline.clients import RetrievedVideo
+from vidrec.serving.api.compose import build_api
+from vidrec.serving.api.http_app import create_app
+from vidrec.serving.features import FeatureFetcher
+from vidrec.serving.retrieval import LocalRetrieval
+from vidrec.serving.state import ServingState
+
+CFG = load_config()
+SLA_MS = CFG.serving.deadline_total_ms
+app = create_app()
+
+
+def b64(a: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(a).tobytes()).decode()
+
+
+def columns(found: list[RetrievedVideo]) -> dict[str, list[int] | list[float]]:
+    """Columnar retrieval results: one list per field instead of one object per video."""
+    return {
+        "video_id": [v.video_id for v in found],
+        "score": [v.score for v in found],
+        "creator_id": [v.creator_id for v in found],
+        "category": [v.category for v in found],
+        "upload_ts": [v.upload_ts for v in found],
+        "anchor_video_id": [v.anchor_video_id for v in found],
+    }
+
+
+@bentoml.service(name="vidrec-retrieval", traffic={"timeout": 10})
+class Retrieval:
+    def __init__(self) -> None:
+        self.r = LocalRetrieval(ServingState.load(CFG.serving.artefacts_dir), CFG.serving)
+
+    @bentoml.api
+    async def two_tower(self, user_vector_b64: str, history: list[int], k: int) -> dict[str, Any]:
+        vector = np.frombuffer(base64.b64decode(user_vector_b64), dtype=np.float32)
+        return columns(await self.r.two_tower(vector, history, k))
+
+    @bentoml.api
+    async def related(self, video_ids: list[int], k: int) -> dict[str, Any]:
+        return columns(await self.r.related(video_ids, k))
+
+    @bentoml.api
+    async def trending(self, region: str, k: int) -> dict[str, Any]:
+        return columns(await self.r.trending(region, k))
+
+    @bentoml.api
+    async def fresh(self, k: int, now_ms: int) -> dict[str, Any]:
+        return columns(await self.r.fresh(k, now_ms))
+
+    @bentoml.api
+    async def same_creator(self, video_ids: list[int], k: int) -> dict[str, Any]:
+        return columns(await self.r.same_creator(video_ids, k))
+
+    @bentoml.api
+    async def by_category(self, category: int, k: int) -> dict[str, Any]:
+        return columns(await self.r.by_category(category, k))
+
+    @bentoml.api
+    async def popular(self, k: int) -> dict[str, Any]:
+        return columns(await self.r.popular(k))
+
+
+@bentoml.service(name="vidrec-features", traffic={"timeout": 10})
+class Features:
+    def __init__(self) -> None:
+        state = ServingState.load(CFG.serving.artefacts_dir)
+        store = make_store(CFG.redis, CFG.features.n_buckets)
+        self.f = FeatureFetcher(store, user_spec(state.static_dim), CFG.serving,
+                                n_buckets=CFG.features.n_buckets)  # fmt: skip
+
+    @bentoml.api
+    async def user_context(self, user_id: int, region: str | None = None) -> dict[str, Any]:
+        u = await self.f.user_context(user_id, region)
+        return {
+            "user_id": u.user_id, "known": u.known, "region": u.region, "device": u.device,
+            "vector_b64": None if u.vector is None else b64(u.vector.astype(np.float32)),
+            "recent_watches": list(u.recent_watches), "seen": sorted(u.seen),
+            "not_interested_videos": sorted(u.not_interested_videos),
+            "not_interested_creators": sorted(u.not_interested_creators),
+            "blocked_creators": sorted(u.blocked_creators), "session_depth": u.session_depth,
+        }  # fmt: skip
+
+    @bentoml.api
+    async def video_vectors(self, video_ids: list[int]) -> dict[str, Any]:
+        matrix, present = await self.f.video_vectors(video_ids)
+        return {"dim": int(matrix.shape[1]), "matrix_b64": b64(matrix), "present_b64": b64(present)}
+
+
+@bentoml.service(name="vidrec-recommender", traffic={"timeout": 10})
+@bentoml.asgi_app(app, path="/")
+class Recommender:
+    """GET /api/v1/recommendations/{home,related,trending,category}, GET /api/v1/models,
+    POST /api/v1/events/engagement, POST /api/v1/videos, GET /api/v1/metrics,
+    GET /api/v1/openapi.json (BentoML's own /docs.json, /livez, /readyz, /metrics stay)."""
+
+    def __init__(self) -> None:
+        app.state.api = build_api(CFG)

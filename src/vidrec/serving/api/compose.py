@@ -1,0 +1,101 @@
+"""The composition root: one place that turns a :class:`Config` into a serving stack.
+
+HTTP (BentoML) and gRPC both call :func:`build_api`, so they serve the very same pipeline,
+clients and metrics. Nothing else in the API package constructs a client.
+
+Hydration stays in-process (FeatureFetcher on the shared Redis client): the hot path reads a
+user context and ~500 video vectors per request, and an extra HTTP hop to the Features service
+would add its serialisation and ~2 ms to every request for no isolation benefit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import redis
+from redis.cluster import RedisCluster
+
+from vidrec.config import Config
+from vidrec.features import make_store, user_spec
+from vidrec.features.stores import OnlineStore
+from vidrec.pipeline.runner import PipelineRunner
+from vidrec.pipeline.surfaces import (
+    PipelineDeps,
+    category_surface,
+    home_surface,
+    related_surface,
+    trending_surface,
+)
+from vidrec.serving.api.events import EventIntake, RedisStreamEventWriter
+from vidrec.serving.api.http_app import Api
+from vidrec.serving.api.metrics import PrometheusObserver
+from vidrec.serving.api.service import RecommendationService
+from vidrec.serving.features import FeatureFetcher
+from vidrec.serving.impressions import RedisStreamImpressionSink
+from vidrec.serving.ranker import TritonRankerClient
+from vidrec.serving.retrieval import LocalRetrieval
+from vidrec.serving.routing import RoutingCache
+from vidrec.serving.state import ServingState
+
+IMPRESSION_MAXLEN = 1_000_000
+
+
+def redis_client(store: OnlineStore) -> redis.Redis | RedisCluster:
+    """The store's client: the one Redis client of the process (routing, impressions...)."""
+    client: redis.Redis | RedisCluster = getattr(store, "client")  # noqa: B009
+    return client
+
+
+def build_api(cfg: Config, *, raise_bugs: bool = False) -> Api:
+    """Everything the transports need, built once per process."""
+    s = cfg.serving
+    state = ServingState.load(s.artefacts_dir)
+    store = make_store(cfg.redis, cfg.features.n_buckets)
+    client = redis_client(store)
+    observer = PrometheusObserver()
+    features = FeatureFetcher(store, user_spec(state.static_dim), s,
+                              n_buckets=cfg.features.n_buckets)  # fmt: skip
+    observer.watch_features(features)
+    routing = RoutingCache(client, s.routing_key, s.variant_salt)
+    t = cfg.triton
+    score_timeout_s = s.deadline_score_ms / 1000
+    ranker = TritonRankerClient(
+        f"{t.host}:{t.grpc_port}", t.model_name, score_timeout_s, routing.version_for_variant
+    )
+    deps = PipelineDeps(
+        retrieval=LocalRetrieval(state, s),
+        features=features,
+        ranker=ranker,
+        impressions=RedisStreamImpressionSink(client, s.impression_stream, IMPRESSION_MAXLEN),
+        head_weights=cfg.ranking.head_weights,
+    )
+    surfaces = {
+        "home": home_surface(deps, s),
+        "related": related_surface(deps, s),
+        "trending": trending_surface(deps, s),
+        "category": category_surface(deps, s),
+    }
+
+    def models() -> dict[str, Any]:
+        return {
+            "ranker": {"triton_model": t.model_name, "routing": routing.cached.to_json()},
+            "manifest": dataclasses.asdict(state.manifest),
+        }
+
+    service = RecommendationService(
+        PipelineRunner(observer, s),
+        surfaces,
+        routing.table,
+        lambda: state.clock_ms() / 1000,
+        salt=s.variant_salt,
+        observer=observer,
+        models=models,
+        raise_bugs=raise_bugs,
+    )
+    intake = EventIntake(RedisStreamEventWriter(client, s.event_stream_prefix))
+    return Api(service, intake, observer)
+
+
+def build_service(cfg: Config) -> RecommendationService:
+    return build_api(cfg).service

@@ -1,0 +1,164 @@
+"""Bad input → a 4xx naming the field, over the real Starlette app and the pure parsers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from vidrec.pipeline.variants import DEFAULT_TABLE, RoutingTable
+from vidrec.schema import EngagementEvent, HomeQuery, RelatedQuery
+from vidrec.serving.api.errors import MAX_BATCH, ApiError, check_batch_size, parse_query
+from vidrec.serving.api.events import EventIntake, VideoUpload, validate_events
+from vidrec.serving.api.http_app import Api, create_app
+from vidrec.serving.api.metrics import PrometheusObserver
+from vidrec.serving.api.service import RecommendationService
+
+EVENT = {"event_id": "e1", "user_id": 3, "video_id": 9, "type": "click", "ts": 1_000}
+
+
+def q(**params: str | list[str]) -> dict[str, list[str]]:
+    return {k: v if isinstance(v, list) else [v] for k, v in params.items()}
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "error"),
+    [
+        (q(user_id="1", count="0"), "count", "invalid"),
+        (q(user_id="1", count="101"), "count", "invalid"),
+        (q(count="5"), "user_id", "missing_field"),
+        (q(user_id="abc"), "user_id", "invalid"),
+        (q(user_id="-4"), "user_id", "invalid"),
+        (q(user_id="1.5"), "user_id", "invalid"),
+        (q(user_id="1", region="North!"), "region", "invalid"),
+        (q(user_id="1", cuont="5"), "cuont", "unknown_parameter"),
+        (q(user_id=["1", "2"]), "user_id", "repeated_parameter"),
+    ],
+)
+def test_parse_query_names_the_field(params: dict[str, list[str]], field: str, error: str) -> None:
+    with pytest.raises(ApiError) as info:
+        parse_query(HomeQuery, params)
+    assert (info.value.status, info.value.field, info.value.error) == (400, field, error)
+
+
+def test_parse_query_coerces_valid_strings() -> None:
+    got = parse_query(RelatedQuery, q(video_id="7", count="3"))
+    assert got == RelatedQuery(video_id=7, count=3)
+
+
+def test_batch_limits() -> None:
+    with pytest.raises(ApiError) as info:
+        check_batch_size(MAX_BATCH + 1, "events")
+    assert (info.value.status, info.value.field) == (413, "events")
+    with pytest.raises(ApiError) as info:
+        check_batch_size(0, "events")
+    assert info.value.status == 400
+
+
+def test_validate_events_rejects_item_by_item_with_index_and_field() -> None:
+    items = [EVENT, {**EVENT, "ts": "soon"}, {**EVENT, "type": "wink"}, {**EVENT, "x": 1}]
+    valid, rejected = validate_events(items)
+    assert valid == [EngagementEvent(**EVENT)]
+    assert [(r.index, r.field) for r in rejected] == [
+        (1, "events[1].ts"), (2, "events[2].type"), (3, "events[3].x"),
+    ]  # fmt: skip
+
+
+class ListWriter:
+    """An in-memory EventWriter: keeps what would have been appended."""
+
+    def __init__(self) -> None:
+        self.events: list[EngagementEvent] = []
+        self.videos: list[VideoUpload] = []
+
+    async def append(self, events: Sequence[EngagementEvent]) -> None:
+        self.events.extend(events)
+
+    async def append_video(self, video: VideoUpload) -> None:
+        self.videos.append(video)
+
+
+class NeverRunner:
+    """Bad input must be rejected before the pipeline is touched."""
+
+    async def run(self, surface: Any, ctx: Any) -> list[Any]:
+        raise AssertionError("pipeline ran for a bad request")
+
+
+async def default_table() -> RoutingTable:
+    return DEFAULT_TABLE
+
+
+@pytest.fixture
+def client() -> tuple[TestClient, ListWriter]:
+    writer = ListWriter()
+    service = RecommendationService(NeverRunner(), {}, default_table, salt="s", raise_bugs=True)
+    app = create_app()
+    app.state.api = Api(service, EventIntake(writer), PrometheusObserver())
+    return TestClient(app, raise_server_exceptions=True), writer
+
+
+@pytest.mark.parametrize(
+    ("url", "field"),
+    [
+        ("/api/v1/recommendations/home?user_id=1&count=500", "count"),
+        ("/api/v1/recommendations/home?count=5", "user_id"),
+        ("/api/v1/recommendations/related?video_id=x", "video_id"),
+        ("/api/v1/recommendations/trending?region=north&user=3", "user"),
+        ("/api/v1/recommendations/category?user_id=1&category=31", "category"),
+    ],
+)
+def test_http_bad_query_is_400_naming_field(
+    client: tuple[TestClient, ListWriter], url: str, field: str
+) -> None:
+    resp = client[0].get(url)
+    assert resp.status_code == 400
+    assert resp.json()["field"] == field and resp.json()["detail"]
+
+
+def test_http_events_partial_accept(client: tuple[TestClient, ListWriter]) -> None:
+    http, writer = client
+    body = [EVENT, {**EVENT, "event_id": "e2", "user_id": "me"}]
+    resp = http.post("/api/v1/events/engagement", content=json.dumps(body))
+    assert resp.status_code == 202
+    assert resp.json()["accepted"] == 1 and resp.json()["rejected"] == 1
+    assert resp.json()["rejections"][0]["field"] == "events[1].user_id"
+    assert [e.event_id for e in writer.events] == ["e1"]
+
+
+@pytest.mark.parametrize(
+    ("content", "status", "field"),
+    [
+        (json.dumps([EVENT] * (MAX_BATCH + 1)), 413, "events"),
+        ("[]", 400, "events"),
+        ("{not json", 400, "body"),
+        (b"x" * (2 << 20), 413, "body"),
+    ],
+)
+def test_http_bad_event_bodies(
+    client: tuple[TestClient, ListWriter], content: str | bytes, status: int, field: str
+) -> None:
+    resp = client[0].post("/api/v1/events/engagement", content=content)
+    assert (resp.status_code, resp.json()["field"]) == (status, field)
+    assert client[1].events == []
+
+
+def test_http_video_upload(client: tuple[TestClient, ListWriter]) -> None:
+    http, writer = client
+    video = {"video_id": 5, "creator_id": 2, "duration_ms": 9000, "upload_ts": 1}
+    assert http.post("/api/v1/videos", json=video).status_code == 202
+    assert writer.videos[0].as_event().type == "upload"
+    resp = http.post("/api/v1/videos", json={**video, "duration_ms": 0})
+    assert (resp.status_code, resp.json()["field"]) == (400, "duration_ms")
+
+
+def test_openapi_lists_every_route(client: tuple[TestClient, ListWriter]) -> None:
+    spec = client[0].get("/api/v1/openapi.json").json()
+    assert {"/api/v1/recommendations/home", "/api/v1/events/engagement", "/api/v1/videos"} <= set(
+        spec["paths"]
+    )
+    params = spec["paths"]["/api/v1/recommendations/home"]["get"]["parameters"]
+    assert {p["name"]: p["required"] for p in params}["user_id"] is True
