@@ -131,6 +131,10 @@ class ServingConfig:
     grpc_metrics_port: int = 9464
     impression_stream: str = "vidrec:impressions"
     event_stream_prefix: str = "vidrec:events"
+    event_partitions: int = 16  # event streams per prefix; a user's events stay in one
+    # Serving "now": "log" = the end of the artefact's event log (demo, tests: the simulated
+    # log is in 2020); "wall" = the wall clock (production, fed by the live event stream).
+    clock: str = "log"
 
 
 @dataclass(frozen=True)

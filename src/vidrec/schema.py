@@ -166,6 +166,27 @@ class CategoryQuery(BaseModel):
     count: CountField = 20
 
 
+class VideoUpload(BaseModel):
+    """``POST /api/v1/videos``: the upload webhook (one video's catalogue row)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    video_id: IdField
+    creator_id: IdField
+    category_ids: Annotated[
+        list[Annotated[int, Field(ge=0, lt=N_CATEGORIES)]], Field(max_length=N_CATEGORIES)
+    ] = []
+    caption: Annotated[str, Field(max_length=1000)] = ""
+    duration_ms: Annotated[int, Field(gt=0, le=24 * 3600 * 1000)]
+    upload_ts: NonNegInt
+
+    def as_event(self) -> EngagementEvent:
+        """The ``upload`` engagement event (user = creator) that announces this video."""
+        return EngagementEvent(
+            event_id=f"upload-{self.video_id}", user_id=self.creator_id, video_id=self.video_id,
+            type=EventType.UPLOAD, video_duration_ms=self.duration_ms, ts=self.upload_ts,
+        )  # fmt: skip
+
+
 class RecommendedItem(BaseModel):
     video_id: int
     score: float  # combined ranking score (weighted heads), or retrieval score when degraded

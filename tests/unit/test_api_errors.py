@@ -10,9 +10,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from vidrec.pipeline.variants import DEFAULT_TABLE, RoutingTable
-from vidrec.schema import EngagementEvent, HomeQuery, RelatedQuery
+from vidrec.schema import EngagementEvent, HomeQuery, RelatedQuery, VideoUpload
 from vidrec.serving.api.errors import MAX_BATCH, ApiError, check_batch_size, parse_query
-from vidrec.serving.api.events import EventIntake, VideoUpload, validate_events
+from vidrec.serving.api.events import EventIntake, validate_events
 from vidrec.serving.api.http_app import Api, create_app
 from vidrec.serving.api.metrics import PrometheusObserver
 from vidrec.serving.api.service import RecommendationService

@@ -8,9 +8,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from vidrec.config import ServingConfig
 from vidrec.pipeline.base import Candidate, Policy, RequestContext
-from vidrec.pipeline.observer import RecordingObserver
-from vidrec.pipeline.runner import Surface
+from vidrec.pipeline.observer import NullObserver, RecordingObserver
+from vidrec.pipeline.runner import PipelineRunner, Surface
 from vidrec.pipeline.variants import RoutingTable, VariantRoute
 from vidrec.schema import HomeQuery, RelatedQuery, TrendingQuery
 from vidrec.serving.api.service import BUG_STAGE, RecommendationService, to_items
@@ -29,10 +30,12 @@ class Popular:
         ]
 
 
-class ListRunner:
-    """Runs nothing: returns fixed candidates, or raises to play a bug; records contexts."""
+class ListRunner(PipelineRunner):
+    """Runs no stages: returns fixed candidates, or raises to play a bug; records contexts.
+    Its fallback is the real runner's (fallback list through the surface's filters)."""
 
     def __init__(self, cands: list[Candidate] | None = None) -> None:
+        super().__init__(NullObserver(), ServingConfig())
         self.cands = cands
         self.contexts: list[RequestContext] = []
 

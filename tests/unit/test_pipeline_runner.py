@@ -150,11 +150,11 @@ def test_deadline_exceeded_in_open_stage_degrades_and_passes_through() -> None:
     assert obs.outcomes("hydrator/slow_h") == ["timeout"]
 
 
-def test_kind_budget_from_config_caps_the_stage_deadline() -> None:
-    slow = ListSource("late", [(9, 1.0)], delay_s=0.1)
+def test_kind_budget_from_config_sets_the_stage_deadline() -> None:
+    slow = ListSource("late", [(9, 1.0)], delay_s=1.0)  # class default 1000 ms, config 250 ms
     c = ctx()
     out, _ = go(
-        surface(sources=(*surface().sources, slow)), c, replace(CFG, deadline_sources_ms=50)
+        surface(sources=(*surface().sources, slow)), c, replace(CFG, deadline_sources_ms=250)
     )
     assert 9 not in [x.video_id for x in out] and c.degraded == ["source/late:timeout"]
 

@@ -1,8 +1,9 @@
 """Runs a :class:`Surface`: deadlines, failure policies, observations, fallback, effects.
 
 A surface is declarative (which stages, in which order); everything a stage should not care
-about lives here. Each stage runs under ``asyncio.wait_for`` with its deadline: the stage's
-class default, capped by the ``ServingConfig.deadline_*`` budget of its kind. A dependency fault
+about lives here. Each stage runs under ``asyncio.wait_for`` with its deadline: the
+``ServingConfig.deadline_*`` budget of its kind (operators tune deadlines in config), or the
+stage's class default for kinds without a budget (effects, fallback). A dependency fault
 (:class:`DependencyError` or a timeout) in an OPEN stage skips it (input passes through, a
 source yields nothing), in a CLOSED stage serves the fallback; either way ``ctx.degraded`` gets
 ``"<kind>/<name>:<reason>"``. Anything else is a bug and propagates. Stages return new lists;
@@ -112,10 +113,10 @@ class PipelineRunner:
                 self._pipeline(surface, ctx, surface.name), self._cfg.deadline_total_ms / 1000
             )
         except _ServeFallback:
-            served = await self._fallback(surface, ctx)
+            served = await self.fallback(surface, ctx)
         except TimeoutError:
             self._degrade(surface.name, ctx, "pipeline/total", "timeout")
-            served = await self._fallback(surface, ctx)
+            served = await self.fallback(surface, ctx)
         self._spawn_effects(surface, ctx, served)
         return served
 
@@ -227,11 +228,7 @@ class PipelineRunner:
 
     def _deadline_s(self, kind: str, stage: Stage) -> float:
         budget = _KIND_BUDGET.get(kind)
-        ms = (
-            stage.deadline_ms
-            if budget is None
-            else min(stage.deadline_ms, getattr(self._cfg, budget))
-        )
+        ms = stage.deadline_ms if budget is None else getattr(self._cfg, budget)
         return float(ms) / 1000
 
     def _degrade(self, label: str, ctx: RequestContext, sid: str, reason: str) -> None:
@@ -240,7 +237,7 @@ class PipelineRunner:
 
     # -- after a failure, and after the response ---------------------------------------------
 
-    async def _fallback(self, surface: Surface, ctx: RequestContext) -> list[Candidate]:
+    async def fallback(self, surface: Surface, ctx: RequestContext) -> list[Candidate]:
         """The surface's fallback list, still passed through its filters where they work."""
         fb = surface.fallback
         found = await self._guarded(surface.name, ctx, "fallback", fb, fb, ctx)

@@ -229,7 +229,8 @@ def scrape_targets(cfg: Config) -> dict[str, str]:
     """Every metrics endpoint of the stack, by job name (a stopped one just shows ``up 0``)."""
     s = cfg.serving
     return {
-        "recommender": http_url(s.recommender_port, "/metrics"),
+        "recommender": http_url(s.recommender_port, "/api/v1/metrics"),
+        "recommender_bentoml": http_url(s.recommender_port, "/metrics"),
         "retrieval": http_url(s.retrieval_port, "/metrics"),
         "features": http_url(s.features_port, "/metrics"),
         "grpc": http_url(cfg.serving.grpc_metrics_port, "/metrics"),

@@ -11,6 +11,7 @@ would add its serialisation and ~2 ms to every request for no isolation benefit.
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any
 
 import redis
@@ -87,13 +88,13 @@ def build_api(cfg: Config, *, raise_bugs: bool = False) -> Api:
         PipelineRunner(observer, s),
         surfaces,
         routing.table,
-        lambda: state.clock_ms() / 1000,
+        time.time if s.clock == "wall" else lambda: state.clock_ms() / 1000,
         salt=s.variant_salt,
         observer=observer,
         models=models,
         raise_bugs=raise_bugs,
     )
-    intake = EventIntake(RedisStreamEventWriter(client, s.event_stream_prefix))
+    intake = EventIntake(RedisStreamEventWriter(client, s.event_stream_prefix, s.event_partitions))
     return Api(service, intake, observer)
 
 

@@ -10,41 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Protocol
+from typing import Any, Protocol
 
 import redis
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from redis.cluster import RedisCluster
 
 from vidrec.pipeline.base import DependencyError
 from vidrec.pipeline.resilience import CircuitBreaker
-from vidrec.schema import N_CATEGORIES, EngagementEvent, EventType, IdField, NonNegInt
+from vidrec.schema import EngagementEvent, VideoUpload
 from vidrec.serving.api.errors import ApiError, check_batch_size, from_validation_error
 from vidrec.serving.calls import BlockingCalls
 
-EVENT_PARTITIONS = 16
 STREAM_MAXLEN = 1_000_000  # per partition, approximate: a bound, not a retention policy
-
-
-class VideoUpload(BaseModel):
-    """``POST /api/v1/videos``: the upload webhook (one video's catalogue row)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    video_id: IdField
-    creator_id: IdField
-    category_ids: Annotated[
-        list[Annotated[int, Field(ge=0, lt=N_CATEGORIES)]], Field(max_length=N_CATEGORIES)
-    ] = []
-    caption: Annotated[str, Field(max_length=1000)] = ""
-    duration_ms: Annotated[int, Field(gt=0, le=24 * 3600 * 1000)]
-    upload_ts: NonNegInt
-
-    def as_event(self) -> EngagementEvent:
-        """The ``upload`` engagement event (user = creator) that announces this video."""
-        return EngagementEvent(
-            event_id=f"upload-{self.video_id}", user_id=self.creator_id, video_id=self.video_id,
-            type=EventType.UPLOAD, video_duration_ms=self.duration_ms, ts=self.upload_ts,
-        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -103,7 +81,7 @@ class RedisStreamEventWriter:
         self,
         client: redis.Redis | RedisCluster,
         prefix: str,
-        partitions: int = EVENT_PARTITIONS,
+        partitions: int,
         *,
         timeout_s: float = 0.5,
         max_concurrency: int = 8,

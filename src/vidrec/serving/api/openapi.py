@@ -15,8 +15,8 @@ from vidrec.schema import (
     RecommendationResponse,
     RelatedQuery,
     TrendingQuery,
+    VideoUpload,
 )
-from vidrec.serving.api.events import VideoUpload
 
 PREFIX = "/api/v1"
 RECOMMENDATION_QUERIES: dict[str, type[BaseModel]] = {

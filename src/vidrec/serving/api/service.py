@@ -9,7 +9,6 @@ degraded list beats an error page; ``raise_bugs=True`` (tests) re-raises instead
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
@@ -41,6 +40,8 @@ class SurfaceRunner(Protocol):
     """What the service needs from :class:`~vidrec.pipeline.runner.PipelineRunner`."""
 
     async def run(self, surface: Surface, ctx: RequestContext) -> list[Candidate]: ...
+
+    async def fallback(self, surface: Surface, ctx: RequestContext) -> list[Candidate]: ...
 
 
 class BugObserver(Protocol):
@@ -152,15 +153,15 @@ class RecommendationService:
         )
 
     async def _bug_fallback(self, surface: Surface, ctx: RequestContext) -> list[Candidate]:
-        """The surface's fallback list after a bug; if even that fails, an empty list."""
+        """The surface's fallback list after a bug, still through its safety filters; if even
+        that fails, an empty list."""
         log.exception("bug serving %s (request %s): fallback served", ctx.surface, ctx.request_id)
         ctx.degraded.append(f"{BUG_STAGE}:bug")
         if self.observer is not None:
             self.observer.degraded(ctx.surface, BUG_STAGE, "bug")
-        fallback = surface.fallback
         try:
-            return await asyncio.wait_for(fallback(ctx), fallback.deadline_ms / 1000)
+            return await self.runner.fallback(surface, ctx)
         except Exception:
             log.exception("fallback of %s failed too (request %s)", ctx.surface, ctx.request_id)
-            ctx.degraded.append(f"fallback/{fallback.name}:error")
+            ctx.degraded.append(f"fallback/{surface.fallback.name}:error")
             return []
