@@ -6,18 +6,23 @@ VIDREC := $(VENV)/bin/vidrec
 PYTEST := $(VENV)/bin/pytest
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: help up down bench setup test test-unit test-integration lint format typecheck demo clean
+.PHONY: help up down proto bench setup test test-unit test-integration lint format typecheck demo clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-up: setup  ## build the demo artefacts if missing, then serve (serving stack: next issue)
-	@test -f artifacts/demo/manifest.json || $(VIDREC) pipeline run --profile demo --out artifacts/demo
-	@$(VIDREC) models show artifacts/demo
-	@echo "The serving stack (Triton, BentoML, gRPC on 127.0.0.1) is not built yet: see README 'Status'."
+ARTEFACTS ?= artifacts/demo
+
+up: setup  ## build the demo models if missing, start the local stack, print a real home feed
+	@test -f $(ARTEFACTS)/data/events.parquet || $(VIDREC) pipeline run --profile demo --out $(ARTEFACTS)
+	@$(VIDREC) stack up --artefacts $(ARTEFACTS)
+	@$(VIDREC) stack feed --user 0 --count 10
 
 down:  ## stop everything `make up` started
-	@echo "nothing to stop: the serving stack is not built yet"
+	@$(VIDREC) stack down
+
+proto:  ## regenerate the gRPC stubs from proto/recommender.proto
+	$(PY) -m vidrec.serving.api.proto.generate
 
 setup:  ## idempotent: apt redis/prometheus, helm, .venv (torch first), Triton stub
 	@scripts/setup.sh

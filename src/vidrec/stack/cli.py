@@ -121,3 +121,21 @@ def status(run_dir: RunDirOpt = None) -> None:
     out.print(status_table(rows))
     if any(r.pid is not None and not (r.alive and r.healthy is not False) for r in rows):
         raise typer.Exit(EXIT_STACK)
+
+
+@stack_app.command("feed")
+@_friendly
+def feed(
+    user: Annotated[int, typer.Option(help="A KuaiRec user id (0 has real interactions).")] = 0,
+    count: Annotated[int, typer.Option(help="Items to show.")] = 10,
+    run_dir: RunDirOpt = None,
+) -> None:
+    """Print a real home feed from the running stack, with captions and explanations."""
+    from vidrec.stack.feed import print_feed
+    from vidrec.stack.state import read_stack_state
+
+    cfg = _config(run_dir)
+    state = read_stack_state(cfg.stack.run_dir)
+    if state is None or "recommender" not in state.services:
+        raise StackError("the recommender is not running: start it with `vidrec stack up`")
+    print_feed(state.url("recommender"), user, count, cfg.data.kuairec_dir)

@@ -65,7 +65,7 @@ class Stack:
 
     def __init__(self, cfg: Config, artefacts_dir: Path, console: Console | None = None) -> None:
         self.cfg = cfg
-        self.artefacts_dir = Path(artefacts_dir)
+        self.artefacts_dir = Path(artefacts_dir).resolve()  # services run in the run dir
         self.run_dir = cfg.stack.run_dir
         self.console = console or Console()
         self._procs: dict[str, ManagedProcess] = {}  # started by this object: stop via Popen
