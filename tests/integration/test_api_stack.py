@@ -24,11 +24,9 @@ import grpc
 import httpx
 import pytest
 import redis
-import torch
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from vidrec.config import REPO_ROOT, FeatureConfig, RedisConfig, load_config
-from vidrec.offline.run import run_pipeline
 from vidrec.schema import RANKER_HEADS, RecommendationResponse
 from vidrec.serving.api.proto import recommender_pb2 as pb
 from vidrec.serving.api.proto import recommender_pb2_grpc as pb_grpc
@@ -80,16 +78,6 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-
-
-@pytest.fixture(scope="module")
-def artefacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if os.environ.get("VIDREC_TEST_ARTEFACTS"):
-        return Path(os.environ["VIDREC_TEST_ARTEFACTS"])
-    torch.set_num_threads(1)
-    out = tmp_path_factory.mktemp("api") / "art"
-    run_pipeline(profile="test", out=out, seed=7, progress=False, cfg=load_config({}))
-    return out
 
 
 @pytest.fixture(scope="module")

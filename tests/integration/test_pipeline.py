@@ -1,7 +1,7 @@
 """The offline pipeline end to end on the `test` profile, and its artefacts served for real.
 
-One run (≈20 s) is shared by the module. The thresholds are the issue's acceptance bars,
-measured on the held-out last day of the simulated log.
+One run (≈20 s) is shared by the whole suite (tests/conftest.py). The thresholds are the
+issue's acceptance bars, measured on the held-out last day of the simulated log.
 """
 
 from __future__ import annotations
@@ -13,15 +13,12 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-import torch
 
 from tests.integration.triton_server import triton_server
-from vidrec.config import load_config
 from vidrec.models import load_models
 from vidrec.models.mmoe import predict
 from vidrec.offline.build import EvalSample
 from vidrec.offline.manifest import Manifest, read_manifest
-from vidrec.offline.run import run_pipeline
 from vidrec.ranking.triton_client import TritonRanker
 from vidrec.retrieval import AnnIndex
 
@@ -30,11 +27,9 @@ EXIT_GATE = 3
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Manifest]:
-    torch.set_num_threads(2)
-    out = tmp_path_factory.mktemp("pipeline") / "run"
-    run_pipeline(profile="test", out=out, seed=7, progress=False, cfg=load_config({}))
-    return out, read_manifest(out / "manifest.json")
+def run(artefacts: Path) -> tuple[Path, Manifest]:
+    """The shared `test`-profile run (tests/conftest.py builds it with run_pipeline)."""
+    return artefacts, read_manifest(artefacts / "manifest.json")
 
 
 def test_two_tower_beats_popularity_by_20_percent(run: tuple[Path, Manifest]) -> None:

@@ -32,18 +32,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from redis_servers import redis_cluster, standalone_redis
 from triton_server import triton_server
 
-from tests.unit.test_serving_retrieval import serving_artefacts
-
 pytestmark = pytest.mark.integration
 torch.set_num_threads(1)
 N_BUCKETS = 64
 # Generous deadlines: the first calls open connections on a shared, busy machine.
 CFG = ServingConfig(deadline_context_ms=2000, deadline_hydrate_ms=2000, breaker_failures=50)
-
-
-@pytest.fixture(scope="module")
-def artefacts(pytestconfig: pytest.Config) -> Path:
-    return serving_artefacts(pytestconfig)
 
 
 def mget_calls(ports: tuple[int, ...]) -> int:

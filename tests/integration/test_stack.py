@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -20,10 +19,8 @@ from pathlib import Path
 
 import pytest
 import redis
-import torch
 
 from vidrec.config import Config, load_config
-from vidrec.offline.run import run_pipeline
 from vidrec.stack import Stack, StackError, read_stack_state
 from vidrec.stack.process import group_members, pid_alive
 
@@ -75,16 +72,6 @@ def stack_config(run_dir: Path, cluster: bool = True) -> Config:
             cfg.triton, http_port=http, grpc_port=grpc, metrics_port=metrics
         ),
     )
-
-
-@pytest.fixture(scope="module")
-def artefacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if os.environ.get("VIDREC_TEST_ARTEFACTS"):
-        return Path(os.environ["VIDREC_TEST_ARTEFACTS"])
-    torch.set_num_threads(1)
-    out = tmp_path_factory.mktemp("stack") / "art"
-    run_pipeline(profile="test", out=out, seed=7, progress=False, cfg=load_config({}))
-    return out
 
 
 @pytest.fixture(scope="module")

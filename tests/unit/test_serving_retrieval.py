@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import hashlib
 import itertools
 import time
 from pathlib import Path
@@ -13,47 +11,17 @@ import numpy as np
 import pytest
 import torch
 
-from vidrec.config import ServingConfig, load_config
+from vidrec.config import ServingConfig
 from vidrec.features import user_spec
 from vidrec.features.ranker_input import user_tower_input
 from vidrec.models.persist import load_models
 from vidrec.models.two_tower import user_embeddings
-from vidrec.offline.run import run_pipeline
 from vidrec.pipeline.clients import RetrievedVideo
 from vidrec.serving.retrieval import LocalRetrieval
 from vidrec.serving.state import HOUR_MS, SERVING_DIR, ServingState
 
 torch.set_num_threads(1)
 CFG = ServingConfig(fresh_max_age_h=48.0)
-
-
-ARTEFACT_SOURCES = ("data", "features", "models", "offline", "retrieval", "ranking")
-
-
-def serving_artefacts(config: pytest.Config) -> Path:
-    """A `test`-profile artefact dir, built once per version of the code that makes it.
-
-    The pipeline run costs 20 s on an idle machine and minutes on a busy one, so it is kept
-    in pytest's cache under a hash of the offline sources (any change there rebuilds it) and
-    shared by the serving tests (the integration tests import this function).
-    """
-    src = Path(__file__).resolve().parents[2] / "src" / "vidrec"
-    digest = hashlib.blake2b(digest_size=8)
-    for name in ARTEFACT_SOURCES:
-        for file in sorted((src / name).rglob("*.py")):
-            digest.update(file.read_bytes())
-    root = config.cache.mkdir("vidrec-serving-artefacts")
-    out = root / digest.hexdigest()
-    with (root / "lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel pytest processes build it once
-        if not (out / "manifest.json").is_file():
-            run_pipeline(profile="test", out=out, seed=7, progress=False, cfg=load_config({}))
-    return out
-
-
-@pytest.fixture(scope="module")
-def artefacts(pytestconfig: pytest.Config) -> Path:
-    return serving_artefacts(pytestconfig)
 
 
 @pytest.fixture(scope="module")

@@ -155,7 +155,9 @@ def test_unknown_service_and_missing_dependency_are_refused(
 def test_prometheus_scrapes_every_metrics_endpoint(tmp_path: Path) -> None:
     targets = scrape_targets(config(tmp_path))
     assert targets["triton"] == "http://127.0.0.1:8002/metrics"
-    assert targets["recommender"] == "http://127.0.0.1:3000/metrics"
+    # vidrec's own metrics are under the API prefix: BentoML keeps /metrics for its own.
+    assert targets["recommender"] == "http://127.0.0.1:3000/api/v1/metrics"
+    assert targets["recommender_bentoml"] == "http://127.0.0.1:3000/metrics"
     assert {"retrieval", "features", "grpc", "prometheus"} <= set(targets)
 
 
