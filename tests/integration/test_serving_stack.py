@@ -76,8 +76,8 @@ def api(stack: Stack) -> str:
 
 @pytest.fixture(scope="module")
 def creators(artefacts: Path) -> dict[int, int]:
-    videos = ServingState.load(artefacts).catalogue.videos
-    return dict(zip(videos["video_id"].to_list(), videos["creator_id"].to_list(), strict=True))
+    cat = ServingState.load(artefacts).catalogue
+    return dict(zip(cat.video_id.tolist(), cat.creator_id.tolist(), strict=True))
 
 
 def home(api: str, user: int, count: int = 20) -> RecommendationResponse:
