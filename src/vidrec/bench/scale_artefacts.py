@@ -79,7 +79,7 @@ def scale_serving_table(base: pl.DataFrame, catalog: ScaleCatalog) -> pl.DataFra
     creator; synthetic videos have no clicks in the log, hence popularity 0.
     """
     extra = catalog.videos().filter(~pl.col("video_id").is_in(base["video_id"].implode()))
-    shift = int(base["creator_id"].max() or 0) + 1  # type: ignore[arg-type]
+    shift = int(base["creator_id"].to_numpy().max(initial=0)) + 1
     extra = extra.select(
         "video_id",
         (pl.col("creator_id") + shift).alias("creator_id"),
@@ -87,7 +87,7 @@ def scale_serving_table(base: pl.DataFrame, catalog: ScaleCatalog) -> pl.DataFra
         "upload_ts",
         pl.lit(0.0).alias("popularity"),
     )
-    return pl.concat([base, extra.cast(base.schema)]).sort("video_id")  # type: ignore[arg-type]
+    return pl.concat([base, extra.cast(base.schema)]).sort("video_id")
 
 
 def write_serving_table(root: Path, catalog: ScaleCatalog) -> pl.DataFrame:

@@ -224,6 +224,35 @@ def _steps(progress: bool) -> Steps:
     return Steps(Console(stderr=True, quiet=not progress), {})
 
 
+def _run(
+    profile: str,
+    out: Path,
+    events: Path | None,
+    baseline: Path | None,
+    seed: int,
+    progress: bool,
+    cfg: Config | None,
+    with_build: bool,
+) -> Manifest:
+    """Train (and optionally build) in one staged directory, then print the metrics table."""
+    cfg = cfg or load_config()
+    prof = get_profile(profile)
+    start = time.perf_counter()
+    steps = _steps(progress)
+    with staged_dir(out) as stage:
+        manifest = train_step(stage, prof, cfg, steps, events, baseline, seed, progress)
+        if with_build:
+            extra = steps.run("build artefacts", lambda: build_artefacts(stage, cfg, progress))
+            manifest = _with_artefacts(manifest, extra)
+        steps.timings["total"] = round(time.perf_counter() - start, 2)
+        manifest = replace(manifest, timings_s=manifest.timings_s | steps.timings)
+        manifest.write(stage / "manifest.json")
+    print_metrics(manifest, steps.console)
+    steps.console.print(f"[bold green]done[/] in {steps.timings['total']:.0f}s → {out}")
+    steps.console.print(f"plots: {out / 'report'}")
+    return manifest
+
+
 def train(
     profile: str,
     out: Path,
@@ -234,48 +263,7 @@ def train(
     cfg: Config | None = None,
 ) -> Manifest:
     """`vidrec train`: models + metrics + report in ``out``, only if the gate passes."""
-    cfg = cfg or load_config()
-    prof = get_profile(profile)
-    steps = _steps(progress)
-    with staged_dir(out) as stage:
-        manifest = train_step(stage, prof, cfg, steps, events, baseline, seed, progress)
-        manifest = _with(manifest, timings=steps.timings)
-        manifest.write(stage / "manifest.json")
-    print_metrics(manifest, steps.console)
-    return manifest
-
-
-def build(root: Path, progress: bool = True, cfg: Config | None = None) -> Manifest:
-    """`vidrec build`: add serving artefacts to a trained directory and update its manifest."""
-    cfg = cfg or load_config()
-    manifest = read_manifest(root / "manifest.json")
-    steps = _steps(progress)
-    extra = steps.run("build artefacts", lambda: build_artefacts(root, cfg, progress))
-    manifest = _with(
-        manifest,
-        metrics=manifest.metrics | extra,
-        artefacts=manifest.artefacts | ARTEFACTS,
-        timings=manifest.timings_s | steps.timings,
-    )
-    tmp = root / "manifest.json.tmp"
-    manifest.write(tmp)
-    tmp.replace(root / "manifest.json")
-    return manifest
-
-
-ARTEFACTS = {
-    "index": "index",
-    "user_tower": "models/user_tower.onnx",
-    "ranker": "models/ranker.onnx",
-    "ranker_int8": "models/ranker.int8.onnx",
-    "model_repository": "model_repository",
-}
-
-
-def _with(manifest: Manifest, **changes: object) -> Manifest:
-    if "timings" in changes:
-        changes["timings_s"] = changes.pop("timings")
-    return replace(manifest, **changes)  # type: ignore[arg-type]
+    return _run(profile, out, events, baseline, seed, progress, cfg, with_build=False)
 
 
 def run_pipeline(
@@ -287,23 +275,35 @@ def run_pipeline(
     progress: bool = True,
     cfg: Config | None = None,
 ) -> Manifest:
-    """`vidrec pipeline run`: train + build in one staged directory, then print the table."""
+    """`vidrec pipeline run`: train + build in one staged directory."""
+    return _run(profile, out, events, baseline, seed, progress, cfg, with_build=True)
+
+
+ARTEFACTS = {
+    "index": "index",
+    "user_tower": "models/user_tower.onnx",
+    "ranker": "models/ranker.onnx",
+    "ranker_int8": "models/ranker.int8.onnx",
+    "model_repository": "model_repository",
+}
+
+
+def _with_artefacts(manifest: Manifest, checks: dict[str, float]) -> Manifest:
+    """The manifest once `build` has added its artefacts and their check metrics."""
+    return replace(
+        manifest, metrics=manifest.metrics | checks, artefacts=manifest.artefacts | ARTEFACTS
+    )
+
+
+def build(root: Path, progress: bool = True, cfg: Config | None = None) -> Manifest:
+    """`vidrec build`: add serving artefacts to a trained directory and update its manifest."""
     cfg = cfg or load_config()
-    prof = get_profile(profile)
-    start = time.perf_counter()
+    manifest = read_manifest(root / "manifest.json")
     steps = _steps(progress)
-    with staged_dir(out) as stage:
-        manifest = train_step(stage, prof, cfg, steps, events, baseline, seed, progress)
-        extra = steps.run("build artefacts", lambda: build_artefacts(stage, cfg, progress))
-        steps.timings["total"] = round(time.perf_counter() - start, 2)
-        manifest = _with(
-            manifest,
-            metrics=manifest.metrics | extra,
-            artefacts=manifest.artefacts | ARTEFACTS,
-            timings=steps.timings,
-        )
-        manifest.write(stage / "manifest.json")
-    print_metrics(manifest, steps.console)
-    steps.console.print(f"[bold green]done[/] in {steps.timings['total']:.0f}s → {out}")
-    steps.console.print(f"plots: {out / 'report'}")
+    extra = steps.run("build artefacts", lambda: build_artefacts(root, cfg, progress))
+    manifest = _with_artefacts(manifest, extra)
+    manifest = replace(manifest, timings_s=manifest.timings_s | steps.timings)
+    tmp = root / "manifest.json.tmp"
+    manifest.write(tmp)
+    tmp.replace(root / "manifest.json")
     return manifest
