@@ -81,9 +81,18 @@ def test_filters_pass_everything_for_anonymous_requests() -> None:
 
 
 def test_retrieval_order_scores_are_negative_decreasing_and_unique() -> None:
-    s = retrieval_order_scores(np.array([0.2, 0.9, 0.2, 0.5]))
+    s = retrieval_order_scores(np.array([0.2, 0.9, 0.2, 0.5]), np.zeros(4, dtype=int))
     assert (s < 0).all() and (s > -1).all()
+    assert len(set(s.tolist())) == 4
     assert list(np.argsort(-s, kind="stable")) == [1, 3, 0, 2]
+
+
+def test_retrieval_order_interleaves_sources_whose_scales_differ() -> None:
+    # source 0: cosine scores; source 1: click counts (a thousand times larger)
+    scores = np.array([0.9, 0.8, 0.7, 900.0, 800.0, 700.0])
+    sources = np.array([0, 0, 0, 1, 1, 1])
+    order = np.argsort(-retrieval_order_scores(scores, sources), kind="stable")
+    assert list(order) == [0, 3, 1, 4, 2, 5]
 
 
 def test_freshness_boost_lifts_young_videos_in_both_regimes() -> None:

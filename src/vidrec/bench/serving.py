@@ -496,6 +496,10 @@ def run(
     cfg = replace(cfg, serving=replace(cfg.serving, rank_top_n=candidates))
     results: dict[str, float] = {"videos": float(n_videos), "candidates": float(candidates)}
     results |= stage_phase(cfg, scale_dir, out / "run", duration_s, console)
+    # Informational: the same ratio against the critical path (concurrent sources: max, not sum).
+    results["http.c1.p50_vs_critical_path"] = (
+        results["http.c1.p50_ms"] / results["stage.critical_path_p50_ms"]
+    )
     console.print("[bold cyan]▶[/] Triton: dynamic batching vs none")
     results |= bench_triton(demo, out / "triton", candidates, min(duration_s, 10.0), console)
     found = targets(results, candidates)

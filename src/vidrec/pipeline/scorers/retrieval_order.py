@@ -1,9 +1,11 @@
 """Retrieval order as a score: the order served when the ranker is late, down or has no input.
 
 Model scores are ``head_scores @ weights`` with calibrated probabilities and non-negative
-weights, so they are >= 0. Unranked candidates get ``-(rank + 1) / (n + 1)`` in (-1, 0) by
-descending retrieval score: any ranked item sorts above every unranked one, unranked items keep
-their retrieval order, and no two scores tie.
+weights, so they are >= 0. Unranked candidates get ``-(rank + 1) / (n + 1)`` in (-1, 0): any
+ranked item sorts above every unranked one, and no two scores tie. Retrieval scores of different
+sources are not comparable (cosine similarity vs decayed click counts), so the order
+interleaves sources: every source's best, then every source's second, ... (sources in the order
+they first appear, i.e. the surface's order).
 """
 
 from __future__ import annotations
@@ -13,16 +15,27 @@ import numpy as np
 from vidrec.pipeline.base import Candidate, Policy, RequestContext
 
 
-def retrieval_order_scores(retrieval_scores: np.ndarray) -> np.ndarray:
-    """Scores in (-1, 0), decreasing with retrieval rank (stable for equal retrieval scores)."""
+def retrieval_order_scores(retrieval_scores: np.ndarray, sources: np.ndarray) -> np.ndarray:
+    """Scores in (-1, 0): round-robin over sources by within-source retrieval rank.
+
+    ``sources`` holds an integer per candidate (its source's order of first appearance).
+    """
     n = len(retrieval_scores)
+    by_score = np.lexsort((-retrieval_scores, sources))  # grouped by source, best first
+    group_start = np.searchsorted(sources[by_score], sources[by_score], side="left")
+    rank_in_source = np.empty(n, dtype=np.int64)
+    rank_in_source[by_score] = np.arange(n) - group_start
+    order = np.lexsort((sources, rank_in_source))  # every source's 1st, then 2nd, ...
     rank = np.empty(n, dtype=np.int64)
-    rank[np.argsort(-retrieval_scores, kind="stable")] = np.arange(n)
+    rank[order] = np.arange(n)
     return -(rank + 1.0) / (n + 1.0)
 
 
 def apply_retrieval_order(cands: list[Candidate]) -> list[Candidate]:
-    scores = retrieval_order_scores(np.fromiter((c.retrieval_score for c in cands), float))
+    first_seen: dict[str, int] = {}
+    sources = np.fromiter((first_seen.setdefault(c.source, len(first_seen)) for c in cands), int)
+    retrieval = np.fromiter((c.retrieval_score for c in cands), float)
+    scores = retrieval_order_scores(retrieval, sources)
     for c, s in zip(cands, scores.tolist(), strict=True):
         c.score = s
     return list(cands)
