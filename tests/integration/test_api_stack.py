@@ -26,6 +26,7 @@ import pytest
 import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from tests.integration.settings import SLOW_MACHINE
 from vidrec.config import REPO_ROOT, FeatureConfig, RedisConfig, load_config
 from vidrec.schema import RANKER_HEADS, RecommendationResponse
 from vidrec.serving.api.proto import recommender_pb2 as pb
@@ -98,6 +99,7 @@ def stack(artefacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             "VIDREC_REDIS__URL": redis_url, "VIDREC_REDIS__CLUSTER": "false",
             "VIDREC_TRITON__GRPC_PORT": triton.grpc_url.rsplit(":", 1)[1],
             "OMP_NUM_THREADS": "1",
+            **SLOW_MACHINE,
         }  # fmt: skip
         bento_log, grpc_log = work / "bento.log", work / "grpc.log"
         bento = subprocess.Popen(
