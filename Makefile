@@ -48,8 +48,13 @@ format: setup  ## apply ruff formatting and safe fixes
 demo: setup  ## train, evaluate and export the demo models into artifacts/demo (≈10 min)
 	$(VIDREC) pipeline run --profile demo --out artifacts/demo
 
-bench: setup  ## performance figures, each a ratio against a same-run baseline (see docs/benchmarks.md)
-	$(VIDREC) bench offline --out artifacts/bench
+bench: setup .venv-feast  ## performance figures, each a ratio against a same-run baseline (docs/benchmarks.md)
+	$(VIDREC) bench offline --out runs/bench
+	$(VIDREC) bench serving --out runs/bench
+
+.venv-feast:  # Feast needs numpy 2: its own venv, used only by the serving benchmark
+	python3 -m venv .venv-feast
+	.venv-feast/bin/pip install -q -r benchmarks/requirements-feast.txt
 
 clean:  ## remove generated artefacts (not the venv)
 	rm -rf artifacts runs .pytest_cache .mypy_cache .ruff_cache
