@@ -2,7 +2,8 @@
 
 - ``Recommender``: the public API. Its GET/POST routes are a Starlette app mounted with
   ``@bentoml.asgi_app`` (``@bentoml.api`` routes are POST-with-JSON only in BentoML 1.4);
-  it runs the whole pipeline in-process (see ``vidrec.serving.api.compose`` for why).
+  it runs the pipeline in-process, retrieval included by default; with
+  ``VIDREC_SERVING__RETRIEVAL_MODE=remote`` it composes ``Retrieval`` with ``bentoml.depends``.
 - ``Retrieval`` and ``Features``: the candidate sources and feature fetcher as their own
   services, for consumers other than the feed (batch jobs, other surfaces), each scaled on
   its own. Vectors travel as base64 float32 bytes, not JSON float lists.
@@ -21,10 +22,10 @@ import numpy as np
 
 from vidrec.config import load_config
 from vidrec.features import make_store, user_spec
-from vidrec.pipeline.clients import RetrievedVideo
 from vidrec.serving.api.compose import build_api
 from vidrec.serving.api.http_app import create_app
 from vidrec.serving.features import FeatureFetcher
+from vidrec.serving.remote import RemoteRetrieval, to_columns
 from vidrec.serving.retrieval import LocalRetrieval
 from vidrec.serving.state import ServingState
 
@@ -37,18 +38,6 @@ def b64(a: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(a).tobytes()).decode()
 
 
-def columns(found: list[RetrievedVideo]) -> dict[str, list[int] | list[float]]:
-    """Columnar retrieval results: one list per field instead of one object per video."""
-    return {
-        "video_id": [v.video_id for v in found],
-        "score": [v.score for v in found],
-        "creator_id": [v.creator_id for v in found],
-        "category": [v.category for v in found],
-        "upload_ts": [v.upload_ts for v in found],
-        "anchor_video_id": [v.anchor_video_id for v in found],
-    }
-
-
 @bentoml.service(name="vidrec-retrieval", traffic={"timeout": 10})
 class Retrieval:
     def __init__(self) -> None:
@@ -57,31 +46,31 @@ class Retrieval:
     @bentoml.api
     async def two_tower(self, user_vector_b64: str, history: list[int], k: int) -> dict[str, Any]:
         vector = np.frombuffer(base64.b64decode(user_vector_b64), dtype=np.float32)
-        return columns(await self.r.two_tower(vector, history, k))
+        return to_columns(await self.r.two_tower(vector, history, k))
 
     @bentoml.api
     async def related(self, video_ids: list[int], k: int) -> dict[str, Any]:
-        return columns(await self.r.related(video_ids, k))
+        return to_columns(await self.r.related(video_ids, k))
 
     @bentoml.api
     async def trending(self, region: str, k: int) -> dict[str, Any]:
-        return columns(await self.r.trending(region, k))
+        return to_columns(await self.r.trending(region, k))
 
     @bentoml.api
     async def fresh(self, k: int, now_ms: int) -> dict[str, Any]:
-        return columns(await self.r.fresh(k, now_ms))
+        return to_columns(await self.r.fresh(k, now_ms))
 
     @bentoml.api
     async def same_creator(self, video_ids: list[int], k: int) -> dict[str, Any]:
-        return columns(await self.r.same_creator(video_ids, k))
+        return to_columns(await self.r.same_creator(video_ids, k))
 
     @bentoml.api
     async def by_category(self, category: int, k: int) -> dict[str, Any]:
-        return columns(await self.r.by_category(category, k))
+        return to_columns(await self.r.by_category(category, k))
 
     @bentoml.api
     async def popular(self, k: int) -> dict[str, Any]:
-        return columns(await self.r.popular(k))
+        return to_columns(await self.r.popular(k))
 
 
 @bentoml.service(name="vidrec-features", traffic={"timeout": 10})
@@ -117,5 +106,9 @@ class Recommender:
     POST /api/v1/events/engagement, POST /api/v1/videos, GET /api/v1/metrics,
     GET /api/v1/openapi.json (BentoML's own /docs.json, /livez, /readyz, /metrics stay)."""
 
+    if CFG.serving.retrieval_mode == "remote":  # see vidrec.serving.remote
+        retrieval = bentoml.depends(Retrieval, url=CFG.serving.retrieval_url)
+
     def __init__(self) -> None:
-        app.state.api = build_api(CFG)
+        remote = RemoteRetrieval(self.retrieval) if hasattr(self, "retrieval") else None
+        app.state.api = build_api(CFG, retrieval=remote)

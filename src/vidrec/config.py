@@ -121,6 +121,10 @@ class ServingConfig:
     # Variants: the routing table lives in Redis under this key (the operator writes it).
     routing_key: str = "vidrec:routing:ranker"
     variant_salt: str = "vidrec-variants-v1"
+    # "local": the Recommender holds the ANN index and rule tables (fastest: no hop);
+    # "remote": it composes the Retrieval service with bentoml.depends(url=retrieval_url),
+    # which then scales on its own (one local HTTP hop per source).
+    retrieval_mode: str = "local"
     # Service endpoints (the local stack and the Helm chart set these).
     retrieval_url: str = "http://127.0.0.1:3001"
     features_url: str = "http://127.0.0.1:3002"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.settings import SLOW_MACHINE
+from tests.integration.settings import SLOW_MACHINE, crash
 from tests.integration.test_stack import free_ports, stack_config
 from vidrec.config import Config, RedisConfig
 from vidrec.features import make_store
@@ -159,7 +158,7 @@ def test_triton_down_still_answers_degraded_and_counts_it(api: str, stack: Stack
     before = metric(api, "vidrec_degraded_total", stage="scorer/triton_ranker")
     state = read_stack_state(stack.run_dir)
     assert state is not None and state.services["triton"].pid is not None
-    os.killpg(state.services["triton"].pid, signal.SIGKILL)
+    crash(state.services["triton"].pid)
     for user in USERS[:4]:
         body = home(api, user)
         assert body.items, "no answer while Triton is down"

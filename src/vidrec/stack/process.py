@@ -67,14 +67,14 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """(state letter, process group) of ``pid`` from /proc, or None when it is gone."""
+def _proc_stat(pid: int) -> tuple[str, int, int] | None:
+    """(state letter, process group, parent pid) of ``pid`` from /proc, or None when gone."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     fields = raw[raw.rindex(")") + 2 :].split()  # the command name may contain spaces
-    return fields[0], int(fields[2])
+    return fields[0], int(fields[2]), int(fields[1])
 
 
 def pid_alive(pid: int) -> bool:
@@ -84,14 +84,32 @@ def pid_alive(pid: int) -> bool:
 
 
 def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes of process group ``pgid``."""
-    members = []
+    """Live (non-zombie) processes of process group ``pgid`` and all their descendants.
+
+    Descendants count too: some servers start workers in sessions of their own (BentoML's
+    process manager does), and those would outlive a signal sent to the group alone.
+    """
+    table = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             stat = _proc_stat(int(entry.name))
-            if stat is not None and stat[1] == pgid and stat[0] not in ("Z", "X"):
-                members.append(int(entry.name))
-    return members
+            if stat is not None and stat[0] not in ("Z", "X"):
+                table[int(entry.name)] = stat
+    members = {pid for pid, (_, group, _) in table.items() if group == pgid}
+    grew = True
+    while grew:
+        children = {pid for pid, (_, _, ppid) in table.items() if ppid in members}
+        grew = not children <= members
+        members |= children
+    return sorted(members)
+
+
+def _signal_all(pgid: int, members: list[int], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+    for pid in members:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
 
 
 def _reap(pid: int) -> None:
@@ -101,24 +119,24 @@ def _reap(pid: int) -> None:
 
 
 def stop_group(pgid: int, timeout_s: float = 10.0) -> bool:
-    """SIGTERM the group, wait, then SIGKILL; True if anything was running. Idempotent."""
-    if not group_members(pgid):
+    """SIGTERM the group and its descendants, wait, then SIGKILL what is left; True if
+    anything was running. Idempotent."""
+    members = group_members(pgid)
+    if not members:
         _reap(pgid)
         return False
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            break
+        _signal_all(pgid, members, sig)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             _reap(pgid)
-            if not group_members(pgid):
+            if not any(pid_alive(p) for p in members):
                 return True
             time.sleep(POLL_S)
     _reap(pgid)
-    if group_members(pgid):
-        raise StackError(f"process group {pgid} survived SIGKILL; check `ps -g {pgid}`")
+    survivors = [p for p in members if pid_alive(p)]
+    if survivors:
+        raise StackError(f"processes {survivors} of group {pgid} survived SIGKILL")
     return True
 
 

@@ -185,9 +185,17 @@ def triton_spec(cfg: Config, run_dir: Path, artefacts_dir: Path) -> ServiceSpec:
 
 
 def bento_spec(
-    name: str, service_class: str, port: int, env: dict[str, str], depends_on: tuple[str, ...]
+    name: str,
+    service_class: str,
+    port: int,
+    env: dict[str, str],
+    depends_on: tuple[str, ...],
+    run_dir: Path,
 ) -> ServiceSpec:
+    """One BentoML service. Each gets its own BENTOML_HOME: BentoML keeps its Prometheus
+    multiprocess files there, and services sharing one would report each other's metrics."""
     target = f"{BENTO_SERVICE_FILE}:{service_class}"
+    env = {**env, "BENTOML_HOME": str(run_dir / "bentoml" / name)}
     return ServiceSpec(
         name=name,
         argv=(
@@ -263,19 +271,18 @@ def build_plan(cfg: Config, artefacts_dir: Path) -> Plan:
     """All services, in start waves; drop a service by leaving it out of ``Stack.up(only=)``."""
     run_dir, s = cfg.stack.run_dir, cfg.serving
     env = stack_env(cfg, artefacts_dir)
-    prepare = prepare_spec(cfg, run_dir, artefacts_dir)
-    data_deps = ("redis", "prepare") if prepare else ("redis",)
+    data_deps = ("redis", "prepare")
     api_deps = ("retrieval", "features", "triton")
     waves: Plan = [
         (redis_spec(cfg, run_dir),),
-        (prepare,) if prepare else (),
+        (prepare_spec(cfg, run_dir, artefacts_dir),),
         (triton_spec(cfg, run_dir, artefacts_dir),),
         (
-            bento_spec("retrieval", "Retrieval", s.retrieval_port, env, data_deps),
-            bento_spec("features", "Features", s.features_port, env, data_deps),
+            bento_spec("retrieval", "Retrieval", s.retrieval_port, env, data_deps, run_dir),
+            bento_spec("features", "Features", s.features_port, env, data_deps, run_dir),
         ),
         (
-            bento_spec("recommender", "Recommender", s.recommender_port, env, api_deps),
+            bento_spec("recommender", "Recommender", s.recommender_port, env, api_deps, run_dir),
             grpc_spec(cfg, env),
         ),
         (prometheus_spec(cfg, run_dir),),

@@ -20,6 +20,7 @@ from redis.cluster import RedisCluster
 from vidrec.config import Config
 from vidrec.features import make_store, user_spec
 from vidrec.features.stores import OnlineStore
+from vidrec.pipeline.clients import RetrievalClient
 from vidrec.pipeline.runner import PipelineRunner
 from vidrec.pipeline.surfaces import (
     PipelineDeps,
@@ -48,8 +49,14 @@ def redis_client(store: OnlineStore) -> redis.Redis | RedisCluster:
     return client
 
 
-def build_api(cfg: Config, *, raise_bugs: bool = False) -> Api:
-    """Everything the transports need, built once per process."""
+def build_api(
+    cfg: Config, *, retrieval: RetrievalClient | None = None, raise_bugs: bool = False
+) -> Api:
+    """Everything the transports need, built once per process.
+
+    ``retrieval``: a remote client (``ServingConfig.retrieval_mode = "remote"``, the BentoML
+    Retrieval service through ``bentoml.depends``); None serves retrieval in-process.
+    """
     s = cfg.serving
     state = ServingState.load(s.artefacts_dir)
     store = make_store(cfg.redis, cfg.features.n_buckets)
@@ -65,7 +72,7 @@ def build_api(cfg: Config, *, raise_bugs: bool = False) -> Api:
         f"{t.host}:{t.grpc_port}", t.model_name, score_timeout_s, routing.version_for_variant
     )
     deps = PipelineDeps(
-        retrieval=LocalRetrieval(state, s),
+        retrieval=retrieval or LocalRetrieval(state, s),
         features=features,
         ranker=ranker,
         impressions=RedisStreamImpressionSink(client, s.impression_stream, IMPRESSION_MAXLEN),

@@ -1,0 +1,74 @@
+"""The Recommender composed with the Retrieval service through `bentoml.depends(url=...)`
+(``VIDREC_SERVING__RETRIEVAL_MODE=remote``): a home feed whose candidates come over HTTP from
+the real Retrieval service, and a degraded-but-200 answer when that service dies."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.settings import SLOW_MACHINE, crash
+from tests.integration.test_serving_stack import full_config, home
+from vidrec.stack import Stack, read_stack_state
+
+pytestmark = pytest.mark.integration
+SERVICES = {"redis", "prepare", "triton", "retrieval", "features", "recommender"}
+
+
+@pytest.fixture(scope="module")
+def stack(artefacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    saved = dict(os.environ)
+    os.environ.update(SLOW_MACHINE | {"VIDREC_SERVING__RETRIEVAL_MODE": "remote"})
+    s = Stack(full_config(tmp_path_factory.mktemp("remote-stack")), artefacts)
+    try:
+        s.up(only=SERVICES, progress=False)
+        yield s
+    finally:
+        s.down()
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def served_by_retrieval(url: str, api: str) -> float:
+    """Requests the Retrieval service answered on one endpoint (BentoML's own metrics)."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    pattern = rf'^bentoml_service_request_total\{{[^}}]*endpoint="/{api}"[^}}]*\}} (\S+)$'
+    return sum(float(m) for m in re.findall(pattern, text, flags=re.M))
+
+
+def test_candidates_come_from_the_retrieval_service(stack: Stack) -> None:
+    state = read_stack_state(stack.run_dir)
+    assert state is not None
+    api, retrieval = state.url("recommender"), state.url("retrieval")
+    before = served_by_retrieval(retrieval, "two_tower")
+    body = home(api, 3)
+    assert not body.degraded, body.degraded_reasons
+    assert len(body.items) == 20 and all(i.scores for i in body.items)
+    deadline = time.monotonic() + 10  # BentoML records a request after it has answered it
+    while served_by_retrieval(retrieval, "two_tower") < before + 1:
+        assert time.monotonic() < deadline, "the Retrieval service saw no two_tower request"
+        time.sleep(0.5)
+
+
+def test_retrieval_service_down_degrades_to_the_cached_popular_list(stack: Stack) -> None:
+    state = read_stack_state(stack.run_dir)
+    assert state is not None and state.services["retrieval"].pid is not None
+    home(state.url("recommender"), 4)  # the popular list is cached while retrieval is up
+    crash(state.services["retrieval"].pid)
+    deadline = time.monotonic() + 10
+    while True:  # until nothing answers on the Retrieval port any more
+        try:
+            httpx.get(f"{state.url('retrieval')}/readyz", timeout=1)
+        except httpx.HTTPError:
+            break
+        assert time.monotonic() < deadline, "the Retrieval service still answers after SIGKILL"
+        time.sleep(0.2)
+    body = home(state.url("recommender"), 5)
+    assert body.degraded
+    assert any(r.startswith("source/") for r in body.degraded_reasons)
