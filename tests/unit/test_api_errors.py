@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+import grpc
 import pytest
+import redis
 from starlette.testclient import TestClient
 
+from tests.integration.redis_servers import standalone_redis
 from vidrec.pipeline.variants import DEFAULT_TABLE, RoutingTable
-from vidrec.schema import EngagementEvent, HomeQuery, RelatedQuery, VideoUpload
+from vidrec.schema import MAX_FUTURE_SKEW_MS, EngagementEvent, HomeQuery, RelatedQuery, VideoUpload
 from vidrec.serving.api.errors import MAX_BATCH, ApiError, check_batch_size, parse_query
-from vidrec.serving.api.events import EventIntake, validate_events
+from vidrec.serving.api.events import (
+    EventIntake,
+    Overloaded,
+    RedisStreamEventWriter,
+    StreamLengths,
+    validate_events,
+    wall_ms,
+)
+from vidrec.serving.api.grpc_server import status_of
 from vidrec.serving.api.http_app import Api, create_app
 from vidrec.serving.api.metrics import PrometheusObserver
 from vidrec.serving.api.service import RecommendationService
 
-EVENT = {"event_id": "e1", "user_id": 3, "video_id": 9, "type": "click", "ts": 1_000}
+EVENT: dict[str, Any] = {"event_id": "e1", "user_id": 3, "video_id": 9, "type": "click", "ts": 1}
 
 
 def q(**params: str | list[str]) -> dict[str, list[str]]:
@@ -60,11 +72,29 @@ def test_batch_limits() -> None:
 
 def test_validate_events_rejects_item_by_item_with_index_and_field() -> None:
     items = [EVENT, {**EVENT, "ts": "soon"}, {**EVENT, "type": "wink"}, {**EVENT, "x": 1}]
-    valid, rejected = validate_events(items)
-    assert valid == [EngagementEvent(**EVENT)]
-    assert [(r.index, r.field) for r in rejected] == [
+    batch = validate_events(items)
+    assert batch.valid == [EngagementEvent(**EVENT)]
+    assert [(r.index, r.field) for r in batch.rejections] == [
         (1, "events[1].ts"), (2, "events[2].type"), (3, "events[3].x"),
     ]  # fmt: skip
+
+
+def test_validate_events_keeps_the_first_of_repeated_ids_and_reports_the_rest() -> None:
+    items = [EVENT, {**EVENT, "event_id": "e2"}, {**EVENT, "video_id": 10}, EVENT, {"x": 1}]
+    batch = validate_events(items)
+    assert [(e.event_id, e.video_id) for e in batch.valid] == [("e1", 9), ("e2", 9)]
+    assert batch.duplicates == [2, 3]
+    assert [r.index for r in batch.rejections] == [4]  # invalid items are not "duplicates"
+
+
+def test_far_future_timestamp_is_rejected_naming_ts() -> None:
+    now = 1_700_000_000_000
+    ok, late = now + MAX_FUTURE_SKEW_MS, now + MAX_FUTURE_SKEW_MS + 1
+    batch = validate_events([{**EVENT, "ts": ok}, {**EVENT, "event_id": "e2", "ts": late}], now)
+    assert [e.ts for e in batch.valid] == [ok]
+    (rejection,) = batch.rejections
+    assert (rejection.index, rejection.field) == (1, "events[1].ts")
+    assert "future" in rejection.detail
 
 
 class ListWriter:
@@ -85,6 +115,9 @@ class NeverRunner:
     """Bad input must be rejected before the pipeline is touched."""
 
     async def run(self, surface: Any, ctx: Any) -> list[Any]:
+        raise AssertionError("pipeline ran for a bad request")
+
+    async def fallback(self, surface: Any, ctx: Any) -> list[Any]:
         raise AssertionError("pipeline ran for a bad request")
 
 
@@ -162,3 +195,57 @@ def test_openapi_lists_every_route(client: tuple[TestClient, ListWriter]) -> Non
     )
     params = spec["paths"]["/api/v1/recommendations/home"]["get"]["parameters"]
     assert {p["name"]: p["required"] for p in params}["user_id"] is True
+
+
+def test_http_dedupes_within_a_batch_and_rejects_future_uploads(
+    client: tuple[TestClient, ListWriter],
+) -> None:
+    http, writer = client
+    resp = http.post("/api/v1/events/engagement", json=[EVENT, EVENT, {**EVENT, "event_id": "e2"}])
+    assert resp.status_code == 202
+    assert (resp.json()["accepted"], resp.json()["duplicates"]) == (2, [1])
+    assert [e.event_id for e in writer.events] == ["e1", "e2"]
+    video = {"video_id": 5, "creator_id": 2, "duration_ms": 9000,
+             "upload_ts": wall_ms() + MAX_FUTURE_SKEW_MS + 60_000}  # fmt: skip
+    resp = http.post("/api/v1/videos", json=video)
+    assert (resp.status_code, resp.json()["field"]) == (400, "upload_ts")
+    assert writer.videos == []
+
+
+@pytest.fixture(scope="module")
+def redis_client() -> Iterator[redis.Redis]:
+    with standalone_redis() as url:
+        c = redis.Redis.from_url(url)
+        yield c
+        c.close()
+
+
+def test_full_stream_is_429_with_retry_after_and_nothing_written(
+    redis_client: redis.Redis,
+) -> None:
+    redis_client.flushall()
+    ticks = [0.0]
+    writer = RedisStreamEventWriter(redis_client, "bp", 2, max_stream_len=3, retry_after_s=2,
+                                    lengths=StreamLengths(0.1, lambda: ticks[0]))  # fmt: skip
+    service = RecommendationService(NeverRunner(), {}, default_table, salt="s", raise_bugs=True)
+    app = create_app()
+    app.state.api = Api(service, EventIntake(writer), PrometheusObserver())
+    http = TestClient(app)
+    batch = [{**EVENT, "event_id": f"e{i}", "user_id": 4} for i in range(4)]  # partition bp:0
+
+    assert http.post("/api/v1/events/engagement", json=batch).status_code == 202
+    assert redis_client.xlen("bp:0") == 4
+    # The cached length (0) is trusted for 100 ms: still accepted, as designed.
+    assert http.post("/api/v1/events/engagement", json=batch[:1]).status_code == 202
+    ticks[0] = 0.2  # the cache expires: XLEN says 5 > 3
+    resp = http.post("/api/v1/events/engagement", json=batch[:1])
+    assert resp.status_code == 429
+    assert resp.headers["retry-after"] == "2"
+    assert resp.json()["error"] == "backpressure" and "bp:0" in resp.json()["detail"]
+    assert redis_client.xlen("bp:0") == 5  # refused, not silently dropped after a write
+    other = http.post("/api/v1/events/engagement", json=[{**EVENT, "user_id": 5}])
+    assert other.status_code == 202  # another partition is not held back
+    with pytest.raises(Overloaded) as info:
+        asyncio.run(writer.append_video(VideoUpload(video_id=1, creator_id=4, duration_ms=1,
+                                                    upload_ts=1)))  # fmt: skip
+    assert status_of(info.value) == grpc.StatusCode.RESOURCE_EXHAUSTED

@@ -3,12 +3,19 @@
 Each call is a handful of numpy operations over precomputed, sorted arrays (no per-candidate
 Python work besides building the returned records). The ONNX user tower and FAISS release the
 GIL, so the two ANN sources run in a worker thread and do not stall the event loop.
+
+New uploads join while it serves (:meth:`LocalRetrieval.add_videos`, fed by cold start): the
+catalogue and its sorted arrays live in one immutable :class:`_View` that is rebuilt off the
+request path and swapped in by one assignment, so a request reads one consistent view and never
+waits; only the FAISS index is shared, behind :class:`~vidrec.serving.state.LiveIndex`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -16,7 +23,7 @@ from vidrec.config import ServingConfig
 from vidrec.features import user_tower_input
 from vidrec.pipeline.clients import RetrievedVideo
 from vidrec.ranking.signature import HISTORY_INPUT, USER_X_INPUT
-from vidrec.serving.state import HOUR_MS, ServingState
+from vidrec.serving.state import HOUR_MS, Catalogue, LiveIndex, ServingState
 
 DEFAULT_SERVING = ServingConfig()
 
@@ -33,30 +40,105 @@ def _interleaved(rank: np.ndarray, score: np.ndarray) -> np.ndarray:
     return np.lexsort((-score, rank))
 
 
+@dataclass(frozen=True)
+class _View:
+    """The catalogue, item embeddings and every order derived from them, built together."""
+
+    catalogue: Catalogue
+    item_embeddings: np.ndarray  # float32[M, E], row i is embedding_ids[i]
+    embedding_ids: np.ndarray
+    emb_order: np.ndarray
+    emb_sorted: np.ndarray
+    popular: np.ndarray  # catalogue rows, most popular first
+    fresh: np.ndarray  # catalogue rows, newest first
+    fresh_ts: np.ndarray
+    by_creator: np.ndarray
+    creator_sorted: np.ndarray
+    by_category: np.ndarray
+    category_sorted: np.ndarray
+
+    @classmethod
+    def build(cls, cat: Catalogue, item_embeddings: np.ndarray, embedding_ids: np.ndarray) -> _View:
+        emb_order = np.argsort(embedding_ids)
+        fresh = np.lexsort((cat.video_id, -cat.upload_ts))
+        by_creator = np.lexsort((-cat.popularity, cat.creator_id))
+        by_category = np.lexsort((-cat.popularity, cat.category))
+        return cls(
+            catalogue=cat,
+            item_embeddings=item_embeddings,
+            embedding_ids=embedding_ids,
+            emb_order=emb_order,
+            emb_sorted=embedding_ids[emb_order],
+            popular=np.lexsort((cat.video_id, -cat.popularity)),
+            fresh=fresh,
+            fresh_ts=cat.upload_ts[fresh],
+            by_creator=by_creator,
+            creator_sorted=cat.creator_id[by_creator],
+            by_category=by_category,
+            category_sorted=cat.category[by_category],
+        )
+
+
+@dataclass(frozen=True)
+class NewVideos:
+    """Columns of videos to add at runtime, aligned; ``embeddings`` from the item tower."""
+
+    video_id: np.ndarray  # int64[N]
+    creator_id: np.ndarray
+    category: np.ndarray  # primary category, -1 when none
+    upload_ts: np.ndarray
+    embeddings: np.ndarray  # float32[N, E], L2-normalised
+
+
 class LocalRetrieval:
     """:class:`~vidrec.pipeline.clients.RetrievalClient` answered from memory."""
 
     def __init__(self, state: ServingState, cfg: ServingConfig = DEFAULT_SERVING) -> None:
         self.state = state
         self.cfg = cfg
-        cat = state.catalogue
-        self._emb_order = np.argsort(state.embedding_ids)
-        self._emb_sorted = state.embedding_ids[self._emb_order]
-        self._popular = np.lexsort((cat.video_id, -cat.popularity))  # catalogue rows
-        self._fresh = np.lexsort((cat.video_id, -cat.upload_ts))  # newest first
-        self._fresh_ts = cat.upload_ts[self._fresh]
-        self._by_creator = np.lexsort((-cat.popularity, cat.creator_id))
-        self._creator_sorted = cat.creator_id[self._by_creator]
-        self._by_category = np.lexsort((-cat.popularity, cat.category))
-        self._category_sorted = cat.category[self._by_category]
+        self.index = LiveIndex(state.index)
+        self._view = _View.build(state.catalogue, state.item_embeddings, state.embedding_ids)
+        self._writer = threading.Lock()  # one add_videos at a time; readers never take it
+
+    @property
+    def catalogue(self) -> Catalogue:
+        """The live catalogue (the loaded one plus every video added since)."""
+        return self._view.catalogue
+
+    def add_videos(self, videos: NewVideos) -> int:
+        """Make new videos retrievable (fresh, same-creator, category, ANN, related anchors).
+
+        Blocking (rebuilds the sorted arrays: O(M log M)); call it off the event loop. Ids
+        already known are ignored. Returns how many videos were new.
+        """
+        with self._writer:
+            old = self._view
+            cat = old.catalogue.with_videos(
+                videos.video_id, videos.creator_id, videos.category, videos.upload_ts
+            )
+            new = ~np.isin(videos.video_id, old.embedding_ids)
+            emb_ids = np.concatenate([old.embedding_ids, videos.video_id[new]])
+            _, first = np.unique(emb_ids, return_index=True)  # a batch may repeat an id
+            keep = np.sort(first)
+            embeddings = np.concatenate(
+                [old.item_embeddings, videos.embeddings.astype(np.float32)[new]]
+            )[keep]
+            # Metadata first: an id the index returns always has a catalogue row.
+            self._view = _View.build(cat, embeddings, emb_ids[keep])
+            self.index.add(videos.embeddings, videos.video_id)
+            return int(cat.video_id.size - old.catalogue.video_id.size)
 
     # --- records -------------------------------------------------------------------------
 
     def _records(
-        self, ids: np.ndarray, scores: np.ndarray, anchors: np.ndarray | None = None
+        self,
+        ids: np.ndarray,
+        scores: np.ndarray,
+        anchors: np.ndarray | None = None,
+        view: _View | None = None,
     ) -> list[RetrievedVideo]:
         """Metadata from the catalogue for each id; ids unknown to it are dropped."""
-        cat = self.state.catalogue
+        cat = (view or self._view).catalogue
         rows, known = cat.rows(ids)
         rows = rows[known]
         anchor = (np.full(rows.size, -1) if anchors is None else anchors[known]).tolist()
@@ -73,8 +155,10 @@ class LocalRetrieval:
             )
         ]
 
-    def _catalogue_rows(self, rows: np.ndarray, scores: np.ndarray) -> list[RetrievedVideo]:
-        return self._records(self.state.catalogue.video_id[rows], scores)
+    def _catalogue_rows(
+        self, view: _View, rows: np.ndarray, scores: np.ndarray
+    ) -> list[RetrievedVideo]:
+        return self._records(view.catalogue.video_id[rows], scores, view=view)
 
     # --- ANN sources ---------------------------------------------------------------------
 
@@ -94,7 +178,7 @@ class LocalRetrieval:
     def _two_tower(
         self, user_vector: np.ndarray, history: Sequence[int], k: int
     ) -> list[RetrievedVideo]:
-        ids, scores = self.state.index.search(self.user_embedding(user_vector, history), k)
+        ids, scores = self.index.search(self.user_embedding(user_vector, history), k)
         valid = ids[0] >= 0
         return self._records(ids[0][valid], scores[0][valid])
 
@@ -104,14 +188,15 @@ class LocalRetrieval:
         return await asyncio.to_thread(self._two_tower, user_vector, history, k)
 
     def _related(self, video_ids: Sequence[int], k: int) -> list[RetrievedVideo]:
+        v = self._view
         anchors = np.asarray(list(dict.fromkeys(int(v) for v in video_ids)), dtype=np.int64)
-        pos = np.clip(np.searchsorted(self._emb_sorted, anchors), 0, self._emb_sorted.size - 1)
-        found = self._emb_sorted[pos] == anchors
+        pos = np.clip(np.searchsorted(v.emb_sorted, anchors), 0, v.emb_sorted.size - 1)
+        found = v.emb_sorted[pos] == anchors
         anchors = anchors[found]
         if anchors.size == 0 or k < 1:
             return []
-        queries = self.state.item_embeddings[self._emb_order[pos[found]]]
-        ids, scores = self.state.index.search(queries, k + 1)  # +1: the anchor finds itself
+        queries = v.item_embeddings[v.emb_order[pos[found]]]
+        ids, scores = self.index.search(queries, k + 1)  # +1: the anchor finds itself
         anchor_of = np.broadcast_to(anchors[:, None], ids.shape)
         rank = np.broadcast_to(np.arange(ids.shape[1]), ids.shape)
         keep = (ids >= 0) & (ids != anchor_of) & ~np.isin(ids, anchors)
@@ -119,7 +204,7 @@ class LocalRetrieval:
         order = _interleaved(rank, scores)
         ids, scores, anchor_of = ids[order], scores[order], anchor_of[order]
         first = _first_occurrences(ids)[:k]
-        return self._records(ids[first], scores[first], anchor_of[first])
+        return self._records(ids[first], scores[first], anchor_of[first], v)
 
     async def related(self, video_ids: Sequence[int], k: int) -> list[RetrievedVideo]:
         return await asyncio.to_thread(self._related, video_ids, k)
@@ -132,44 +217,48 @@ class LocalRetrieval:
         return self._records(ids[:k], scores[:k])
 
     async def popular(self, k: int) -> list[RetrievedVideo]:
-        rows = self._popular[:k]
-        return self._catalogue_rows(rows, self.state.catalogue.popularity[rows])
+        v = self._view
+        rows = v.popular[:k]
+        return self._catalogue_rows(v, rows, v.catalogue.popularity[rows])
 
     async def fresh(self, k: int, now_ms: int) -> list[RetrievedVideo]:
         """Newest uploads first within ``fresh_max_age_h``; the newest overall if none are."""
-        # _fresh_ts is descending: uploads at or before now start at `lo`.
-        lo = int(np.searchsorted(-self._fresh_ts, -now_ms, side="left"))
+        v = self._view
+        # fresh_ts is descending: uploads at or before now start at `lo`.
+        lo = int(np.searchsorted(-v.fresh_ts, -now_ms, side="left"))
         oldest = now_ms - int(self.cfg.fresh_max_age_h * HOUR_MS)
-        hi = int(np.searchsorted(-self._fresh_ts, -oldest, side="right"))
-        rows = self._fresh[lo : hi if hi > lo else lo + k][:k]
-        age_h = (now_ms - self.state.catalogue.upload_ts[rows]) / HOUR_MS
-        return self._catalogue_rows(rows, 0.5 ** (age_h / self.cfg.freshness_half_life_h))
+        hi = int(np.searchsorted(-v.fresh_ts, -oldest, side="right"))
+        rows = v.fresh[lo : hi if hi > lo else lo + k][:k]
+        age_h = (now_ms - v.catalogue.upload_ts[rows]) / HOUR_MS
+        return self._catalogue_rows(v, rows, 0.5 ** (age_h / self.cfg.freshness_half_life_h))
 
     async def same_creator(self, video_ids: Sequence[int], k: int) -> list[RetrievedVideo]:
         """Other videos by the anchors' creators, most popular first, creators interleaved."""
-        cat = self.state.catalogue
-        anchors = np.asarray(list(dict.fromkeys(int(v) for v in video_ids)), dtype=np.int64)
+        v = self._view
+        cat = v.catalogue
+        anchors = np.asarray(list(dict.fromkeys(int(i) for i in video_ids)), dtype=np.int64)
         rows, known = cat.rows(anchors)
         anchors, creators = anchors[known], cat.creator_id[rows[known]]
         _, first = np.unique(creators, return_index=True)
         anchors, creators = anchors[np.sort(first)], creators[np.sort(first)]
-        lo = np.searchsorted(self._creator_sorted, creators, side="left")
-        hi = np.minimum(np.searchsorted(self._creator_sorted, creators, side="right"), lo + k + 1)
+        lo = np.searchsorted(v.creator_sorted, creators, side="left")
+        hi = np.minimum(np.searchsorted(v.creator_sorted, creators, side="right"), lo + k + 1)
         counts = hi - lo
         if counts.sum() == 0:
             return []
         group = np.repeat(np.arange(creators.size), counts)
         rank = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-        picked = self._by_creator[lo[group] + rank]
+        picked = v.by_creator[lo[group] + rank]
         keep = ~np.isin(cat.video_id[picked], anchors)
         picked, group, rank = picked[keep], group[keep], rank[keep]
         order = _interleaved(rank, cat.popularity[picked])[:k]
         return self._records(
-            cat.video_id[picked[order]], cat.popularity[picked[order]], anchors[group[order]]
+            cat.video_id[picked[order]], cat.popularity[picked[order]], anchors[group[order]], v
         )
 
     async def by_category(self, category: int, k: int) -> list[RetrievedVideo]:
-        lo = int(np.searchsorted(self._category_sorted, category, side="left"))
-        hi = int(np.searchsorted(self._category_sorted, category, side="right"))
-        rows = self._by_category[lo : min(hi, lo + k)]
-        return self._catalogue_rows(rows, self.state.catalogue.popularity[rows])
+        v = self._view
+        lo = int(np.searchsorted(v.category_sorted, category, side="left"))
+        hi = int(np.searchsorted(v.category_sorted, category, side="right"))
+        rows = v.by_category[lo : min(hi, lo + k)]
+        return self._catalogue_rows(v, rows, v.catalogue.popularity[rows])

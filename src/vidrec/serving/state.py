@@ -4,11 +4,19 @@ Rule tables (catalogue metadata with popularity, trending per region) are comput
 the artefact's event log by :func:`prepare` and cached as ``<artefacts>/serving/*.parquet``,
 so a serving process loads in well under two seconds instead of re-reading the catalogue and
 the log. "Now" for serving is the end of that log (KuaiRec time is 2020), unless overridden.
+
+Uploads join a running process (cold start) without a restart: :meth:`Catalogue.with_videos`
+returns a new catalogue (readers keep the one they hold), and :class:`LiveIndex` lets many
+searches or one ``add`` touch the FAISS index at a time (FAISS search is thread-safe, add
+concurrent with search is not).
 """
 
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,6 +140,103 @@ class Catalogue:
         """``(rows, known)``: row of each id; ``known`` False for ids not in the catalogue."""
         pos = np.clip(np.searchsorted(self.video_id, ids), 0, max(self.video_id.size - 1, 0))
         return pos, self.video_id[pos] == ids if self.video_id.size else np.zeros(0, bool)
+
+    def with_videos(
+        self, video_id: np.ndarray, creator_id: np.ndarray, category: np.ndarray,
+        upload_ts: np.ndarray,
+    ) -> Catalogue:  # fmt: skip
+        """A new catalogue with these videos added (popularity 0); ids already known are kept
+        as they are, so a replayed upload changes nothing."""
+        new = ~self.rows(video_id)[1] if self.video_id.size else np.ones(video_id.size, bool)
+        new &= _first_of_each(video_id)
+        order = np.argsort(np.concatenate([self.video_id, video_id[new]]), kind="stable")
+
+        def merged(old: np.ndarray, add: np.ndarray) -> np.ndarray:
+            return np.concatenate([old, np.asarray(add, dtype=old.dtype)[new]])[order]
+
+        return Catalogue(
+            video_id=merged(self.video_id, video_id),
+            creator_id=merged(self.creator_id, creator_id),
+            category=merged(self.category, category),
+            upload_ts=merged(self.upload_ts, upload_ts),
+            popularity=merged(self.popularity, np.zeros(video_id.size, np.float32)),
+        )
+
+
+def _first_of_each(ids: np.ndarray) -> np.ndarray:
+    """Mask of the first occurrence of each id."""
+    mask = np.zeros(ids.size, dtype=bool)
+    mask[np.unique(ids, return_index=True)[1]] = True
+    return mask
+
+
+class ReadWriteLock:
+    """Many readers or one writer; a waiting writer holds off new readers (no starvation)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writing = False
+        self._writers_waiting = 0
+
+    @contextmanager
+    def read(self) -> Iterator[None]:
+        with self._cond:
+            while self._writing or self._writers_waiting:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if self._readers == 0:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        with self._cond:
+            self._writers_waiting += 1
+            while self._writing or self._readers:
+                self._cond.wait()
+            self._writers_waiting -= 1
+            self._writing = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writing = False
+                self._cond.notify_all()
+
+
+class LiveIndex:
+    """An :class:`AnnIndex` that grows while it serves: ``search`` under a read lock, ``add``
+    (FAISS ``add`` + the row → id map) under the write lock, so a search never sees a row
+    without its id. Ids already in the index are skipped (FAISS HNSW cannot replace rows)."""
+
+    def __init__(self, index: AnnIndex) -> None:
+        self.ann = index
+        self._lock = ReadWriteLock()
+
+    def __len__(self) -> int:
+        return len(self.ann)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock.read():
+            return self.ann.search(queries, k)
+
+    def add(self, embeddings: np.ndarray, ids: np.ndarray) -> int:
+        """Add the rows whose ids are new; returns how many were added."""
+        ids = np.asarray(ids, dtype=np.int64)
+        new = ~np.isin(ids, self.ann.video_ids) & _first_of_each(ids)
+        if not new.any():
+            return 0
+        vectors = np.asarray(embeddings, dtype=np.float32)[new]
+        vectors = np.ascontiguousarray(vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
+        with self._lock.write():
+            self.ann.index.add(vectors)
+            self.ann.video_ids = np.concatenate([self.ann.video_ids, ids[new]])
+        return int(new.sum())
 
 
 @dataclass(frozen=True)

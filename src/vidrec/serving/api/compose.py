@@ -29,10 +29,11 @@ from vidrec.pipeline.surfaces import (
     related_surface,
     trending_surface,
 )
-from vidrec.serving.api.events import EventIntake, RedisStreamEventWriter
+from vidrec.serving.api.events import EventIntake, RedisStreamEventWriter, videos_stream
 from vidrec.serving.api.http_app import Api
 from vidrec.serving.api.metrics import PrometheusObserver
 from vidrec.serving.api.service import RecommendationService
+from vidrec.serving.coldstart import launch
 from vidrec.serving.features import FeatureFetcher
 from vidrec.serving.impressions import RedisStreamImpressionSink
 from vidrec.serving.ranker import TritonRankerClient
@@ -71,8 +72,11 @@ def build_api(
     ranker = TritonRankerClient(
         f"{t.host}:{t.grpc_port}", t.model_name, score_timeout_s, routing.version_for_variant
     )
+    local: LocalRetrieval | None = None
+    if retrieval is None:
+        retrieval = local = LocalRetrieval(state, s)
     deps = PipelineDeps(
-        retrieval=retrieval or LocalRetrieval(state, s),
+        retrieval=retrieval,
         features=features,
         ranker=ranker,
         impressions=RedisStreamImpressionSink(client, s.impression_stream, IMPRESSION_MAXLEN),
@@ -102,7 +106,11 @@ def build_api(
         raise_bugs=raise_bugs,
     )
     intake = EventIntake(RedisStreamEventWriter(client, s.event_stream_prefix, s.event_partitions))
-    return Api(service, intake, observer)
+    # New uploads join this process's index in the background (remote mode: the Retrieval
+    # service's process owns the index, so it should run cold start instead).
+    stream = videos_stream(s.event_stream_prefix)
+    cold_start = None if local is None else launch(state, client, stream, local, store)
+    return Api(service, intake, observer, cold_start)
 
 
 def build_service(cfg: Config) -> RecommendationService:

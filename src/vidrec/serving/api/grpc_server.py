@@ -53,6 +53,8 @@ def to_proto(resp: RecommendationResponse) -> pb.RecommendResponse:
 
 
 def status_of(exc: ApiError) -> grpc.StatusCode:
+    if exc.status == 429:  # back-pressure: the client backs off and retries
+        return grpc.StatusCode.RESOURCE_EXHAUSTED
     return grpc.StatusCode.UNAVAILABLE if exc.status >= 500 else grpc.StatusCode.INVALID_ARGUMENT
 
 

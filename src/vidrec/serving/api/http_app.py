@@ -19,10 +19,11 @@ from starlette.routing import Route
 
 from vidrec.pipeline.base import DependencyError
 from vidrec.serving.api.errors import ApiError, check_body_size, parse_query
-from vidrec.serving.api.events import EventIntake, IntakeResult, unavailable
+from vidrec.serving.api.events import EventIntake, IntakeResult, Overloaded, unavailable
 from vidrec.serving.api.metrics import CONTENT_TYPE, PrometheusObserver
 from vidrec.serving.api.openapi import PREFIX, RECOMMENDATION_QUERIES, openapi_spec
 from vidrec.serving.api.service import RecommendationService
+from vidrec.serving.coldstart import ColdStart
 
 
 @dataclass
@@ -32,6 +33,7 @@ class Api:
     service: RecommendationService
     intake: EventIntake
     observer: PrometheusObserver
+    cold_start: ColdStart | None = None  # tails new uploads into the live index (compose.py)
 
 
 def _api(request: Request) -> Api:
@@ -42,7 +44,8 @@ def _api(request: Request) -> Api:
 
 
 def _error(exc: ApiError) -> JSONResponse:
-    return JSONResponse(exc.body(), status_code=exc.status)
+    headers = exc.headers() if isinstance(exc, Overloaded) else None
+    return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
 
 async def _json_body(request: Request) -> Any:
