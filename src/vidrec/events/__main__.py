@@ -1,0 +1,71 @@
+"""``python -m vidrec.events process|lake``: run one consumer until SIGTERM/SIGINT.
+
+Settings come from :func:`vidrec.config.load_config` (Redis URL and cluster flag, stream
+prefix and partitions, artefacts dir for the creator lookup). On SIGTERM the loop finishes
+its batch (the lake writer flushes its buffer) and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from pathlib import Path
+
+import redis
+from prometheus_client import CollectorRegistry, start_http_server
+from redis.cluster import RedisCluster
+
+from vidrec.config import RedisConfig, load_config
+from vidrec.events import settings
+from vidrec.events.creators import catalogue_of
+from vidrec.events.lake import LakeWriter
+from vidrec.events.metrics import PrometheusEvents, StreamCollector
+from vidrec.events.processor import EventProcessor, default_consumer
+from vidrec.events.streams import Client, stream_names
+
+
+def connect(cfg: RedisConfig) -> Client:
+    # Blocking reads wait up to BLOCK_MS: the socket timeout must outlast them.
+    timeout = max(cfg.socket_timeout_s, settings.BLOCK_MS / 1000 + 1.0)
+    if cfg.cluster:
+        return RedisCluster.from_url(cfg.url, socket_timeout=timeout)
+    return redis.Redis.from_url(cfg.url, socket_timeout=timeout)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vidrec.events")
+    parser.add_argument("command", choices=["process", "lake"])
+    parser.add_argument("--metrics-port", type=int, default=settings.METRICS_PORT)
+    parser.add_argument("--metrics-host", default="127.0.0.1")
+    parser.add_argument("--out", type=Path, help="lake directory (lake)")
+    parser.add_argument("--consumer", default=default_consumer())
+    args = parser.parse_args(argv)
+    if args.command == "lake" and args.out is None:
+        parser.error("lake needs --out DIR")
+    cfg = load_config()
+    client = connect(cfg.redis)
+    registry = CollectorRegistry()
+    observer = PrometheusEvents(registry, args.consumer)
+    streams = stream_names(cfg.serving.event_stream_prefix, cfg.serving.event_partitions)
+    registry.register(StreamCollector(client, streams))
+    start_http_server(args.metrics_port, args.metrics_host, registry=registry)
+    worker: EventProcessor | LakeWriter
+    if args.command == "process":
+        artefacts = cfg.serving.artefacts_dir
+        catalogue = catalogue_of(artefacts) if (artefacts / "manifest.json").is_file() else None
+        worker = EventProcessor(
+            client, cfg, catalogue=catalogue, consumer=args.consumer, observer=observer
+        )
+    else:
+        worker = LakeWriter(client, cfg, args.out, consumer=args.consumer, observer=observer)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    worker.run(stop)
+    client.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

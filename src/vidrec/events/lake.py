@@ -1,0 +1,173 @@
+"""The lake writer: engagement streams → Parquet partitioned by event hour, exactly once.
+
+Its own consumer group (``lake``). Events are buffered, then written as
+``<lake>/date=YYYY-MM-DD/hour=HH/part-<partition>-<first id>-<last id>.parquet`` (columns
+exactly ``EVENT_SCHEMA``), each file atomically (temp file, rename), and only THEN XACKed. A
+crash after the rename and before the XACK leaves those entries pending: on restart the
+writer finds each pending entry in the file whose stream-id range covers it (names carry the
+range, so this is a directory listing plus one column read) and only acks it. A batch that
+is written again gets the same name from the same id range and replaces the file. Either
+way the lake holds every accepted entry once; :func:`vidrec.offline.events_io.read_events`
+reads it (``vidrec pipeline run --events <lake>``). Two entries with one ``event_id`` (a
+client retry) in one file are written once; across files, readers dedupe by ``event_id``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import redis
+
+from vidrec.config import Config
+from vidrec.events import settings
+from vidrec.events.processor import EventObserver, Tally, backoff, default_consumer
+from vidrec.events.streams import Client, Entry, GroupReader, stream_names
+from vidrec.offline.events_io import write_events
+from vidrec.schema import EVENT_SCHEMA, EngagementEvent
+
+
+def partition_dir(lake: Path, ts_ms: int) -> Path:
+    t = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
+    return lake / f"date={t:%Y-%m-%d}" / f"hour={t:%H}"
+
+
+def _file_id(entry_id: str) -> str:
+    return entry_id.replace("-", "_")
+
+
+def _id_key(file_id: str) -> tuple[int, int]:
+    ms, _, seq = file_id.partition("_")
+    return int(ms), int(seq or 0)
+
+
+def file_name(stream: str, first_id: str, last_id: str) -> str:
+    """Deterministic from the stream partition and the id range it holds."""
+    return f"part-{stream.rsplit(':', 1)[-1]}-{_file_id(first_id)}-{_file_id(last_id)}.parquet"
+
+
+def to_frame(events: Sequence[EngagementEvent]) -> pl.DataFrame:
+    """Events as an ``EVENT_SCHEMA`` table (one row per distinct ``event_id``)."""
+    rows = [ev.model_dump(mode="json") for ev in events]
+    frame = pl.DataFrame(rows, schema=EVENT_SCHEMA, orient="row")
+    return frame.unique("event_id", keep="first", maintain_order=True)
+
+
+class LakeWriter:
+    def __init__(
+        self,
+        client: Client,
+        cfg: Config,
+        lake: Path,
+        *,
+        consumer: str | None = None,
+        group: str = settings.LAKE_GROUP,
+        count: int = settings.READ_COUNT,
+        block_ms: int = settings.BLOCK_MS,
+        claim_min_idle_ms: int = settings.CLAIM_MIN_IDLE_MS,
+        max_events: int = settings.LAKE_MAX_EVENTS,
+        max_age_s: float = settings.LAKE_MAX_AGE_S,
+        observer: EventObserver | None = None,
+    ) -> None:
+        self.reader = GroupReader(
+            client,
+            stream_names(cfg.serving.event_stream_prefix, cfg.serving.event_partitions),
+            group,
+            consumer or default_consumer(),
+            count=count,
+            block_ms=block_ms,
+            claim_min_idle_ms=claim_min_idle_ms,
+        )
+        self.lake = lake
+        self.max_events = max_events
+        self.max_age_s = max_age_s
+        self.observer: EventObserver = observer or Tally()
+        self.buffer: list[Entry] = []
+        self._oldest = 0.0
+        self._recovered = False
+
+    def write(self, entries: Sequence[Entry]) -> list[Path]:
+        """Write ``entries`` as one file per (stream, event hour); no XACK."""
+        groups: dict[tuple[str, Path], list[Entry]] = {}
+        for entry in entries:
+            if entry.event is not None:
+                key = (entry.stream, partition_dir(self.lake, entry.event.ts))
+                groups.setdefault(key, []).append(entry)
+        paths = []
+        for (stream, folder), group in groups.items():
+            ids = sorted((e.id for e in group), key=lambda i: _id_key(_file_id(i)))
+            frame = to_frame([e.event for e in group if e.event is not None])
+            paths.append(write_events(frame, folder / file_name(stream, ids[0], ids[-1])))
+        return paths
+
+    def written(self, entries: Sequence[Entry]) -> list[Entry]:
+        """The entries already in a lake file (written before a crash, never acked)."""
+        found: list[Entry] = []
+        cache: dict[Path, set[str]] = {}
+        for entry in entries:
+            if entry.event is None:
+                continue
+            suffix = entry.stream.rsplit(":", 1)[-1]
+            key = _id_key(_file_id(entry.id))
+            for path in partition_dir(self.lake, entry.event.ts).glob(f"part-{suffix}-*.parquet"):
+                first, last = path.stem.split("-")[2:4]
+                if _id_key(first) <= key <= _id_key(last):
+                    if path not in cache:
+                        cache[path] = set(pl.read_parquet(path, columns=["event_id"])["event_id"])
+                    if entry.event.event_id in cache[path]:
+                        found.append(entry)
+                        break
+        return found
+
+    def flush(self) -> int:
+        """Write the buffer, then ack it; the number of entries flushed."""
+        entries, self.buffer = self.buffer, []
+        if entries:
+            self.write(entries)
+            self.reader.ack(entries)
+            if poison := sum(1 for e in entries if e.event is None):
+                self.observer.failed(poison)
+            self.observer.processed(len(entries) - poison)
+        return len(entries)
+
+    def step(self) -> int:
+        """Recover (first call) or read into the buffer; flush when full or old enough."""
+        if not self._recovered:
+            self.reader.ensure_groups()
+            pending = self.reader.recover()
+            done = self.written(pending)
+            self.reader.ack(done)
+            done_ids = {(e.stream, e.id) for e in done}
+            self.buffer = [e for e in pending if (e.stream, e.id) not in done_ids]
+            self._oldest = time.monotonic()
+            self._recovered = True
+            return self.flush() + len(done)
+        entries = self.reader.read()
+        if entries and not self.buffer:
+            self._oldest = time.monotonic()
+        self.buffer.extend(entries)
+        old = self.buffer and time.monotonic() - self._oldest >= self.max_age_s
+        if len(self.buffer) >= self.max_events or old:
+            self.flush()
+        return len(entries)
+
+    def run(self, stop: threading.Event) -> None:
+        """Work until ``stop``; then flush what is buffered. Redis faults back off."""
+        faults = 0
+        while not stop.is_set():
+            try:
+                self.step()
+                faults = 0
+            except (redis.RedisError, OSError):
+                faults += 1
+                self.observer.failed(1)
+                self.buffer, self._recovered = [], False  # the entries stay pending: reread
+                stop.wait(backoff(faults))
+        try:
+            self.flush()
+        except (redis.RedisError, OSError):
+            self.observer.failed(1)  # left pending: the next writer recovers them

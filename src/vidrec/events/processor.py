@@ -1,0 +1,177 @@
+"""The real-time feature processor: engagement streams → sessions, counters, trending.
+
+One consumer of group ``realtime`` over every partition. Each batch is applied, then XACKed.
+Every effect of an event is an atomic unit with its own ``event_id`` marker in the same slot
+(session: :mod:`.sessions`; video counters: :mod:`.counters`; region trending:
+:mod:`.trending`), so re-applying an event — a redelivery after a crash between apply and
+XACK, a claimed entry, a client retry with the same ``event_id`` — changes nothing, and a
+crash halfway through an event's units completes the missing ones on replay. At-least-once
+delivery + idempotent units = effectively once.
+
+Redis faults never end the process: they are counted, the batch stays pending, and after a
+backoff the consumer re-reads its own pending entries first.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import redis
+
+from vidrec.config import Config
+from vidrec.events import settings
+from vidrec.events.counters import CounterWriter
+from vidrec.events.creators import CreatorLookup
+from vidrec.events.sessions import SESSION_TYPES, SessionConflict, SessionWriter
+from vidrec.events.streams import Client, Entry, GroupReader, stream_names
+from vidrec.events.trending import TrendingWriter
+from vidrec.schema import EngagementEvent
+from vidrec.serving.state import Catalogue
+
+
+class EventObserver(Protocol):
+    """What a consumer reports; :mod:`vidrec.events.metrics` turns it into Prometheus."""
+
+    def processed(self, n: int) -> None: ...
+
+    def duplicates(self, n: int) -> None: ...
+
+    def failed(self, n: int) -> None: ...
+
+    def lag(self, seconds: Sequence[float]) -> None: ...
+
+
+@dataclass
+class Tally:
+    """An :class:`EventObserver` that just counts (tests, and the default)."""
+
+    n_processed: int = 0
+    n_duplicates: int = 0
+    n_failed: int = 0
+    n_lag: int = 0
+
+    def processed(self, n: int) -> None:
+        self.n_processed += n
+
+    def duplicates(self, n: int) -> None:
+        self.n_duplicates += n
+
+    def failed(self, n: int) -> None:
+        self.n_failed += n
+
+    def lag(self, seconds: Sequence[float]) -> None:
+        self.n_lag += len(seconds)
+
+
+def default_consumer() -> str:
+    """A consumer name unique per process (a restarted pod gets a new one; XAUTOCLAIM
+    hands it the old one's pending entries once they are idle)."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _merge(a: bool | None, b: bool | None) -> bool | None:
+    """An event's status over its units: applied by any > duplicate in any > no unit."""
+    if a is None or b is None:
+        return b if a is None else a
+    return a or b
+
+
+def backoff(faults: int) -> float:
+    return settings.RETRY_BACKOFF_S[min(faults, len(settings.RETRY_BACKOFF_S)) - 1]
+
+
+class EventProcessor:
+    def __init__(
+        self,
+        client: Client,
+        cfg: Config,
+        *,
+        catalogue: Catalogue | None = None,
+        consumer: str | None = None,
+        group: str = settings.PROCESSOR_GROUP,
+        count: int = settings.READ_COUNT,
+        block_ms: int = settings.BLOCK_MS,
+        claim_min_idle_ms: int = settings.CLAIM_MIN_IDLE_MS,
+        claim_every_s: float = settings.CLAIM_EVERY_S,
+        ttl_s: int = settings.DEDUPE_TTL_S,
+        observer: EventObserver | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        n = cfg.features.n_buckets
+        self.reader = GroupReader(
+            client,
+            stream_names(cfg.serving.event_stream_prefix, cfg.serving.event_partitions),
+            group,
+            consumer or default_consumer(),
+            count=count,
+            block_ms=block_ms,
+            claim_min_idle_ms=claim_min_idle_ms,
+        )
+        self.sessions = SessionWriter(client, n, cfg.features.history_len, ttl_s)
+        self.counters = CounterWriter(client, n, ttl_s, cfg.features)
+        self.trending = TrendingWriter(client, ttl_s)
+        self.creators = CreatorLookup(client, n, catalogue)
+        self.observer: EventObserver = observer or Tally()
+        self.claim_every_s = claim_every_s
+        self.clock = clock
+        self._recovered = False
+        self._last_claim = 0.0
+
+    def apply(self, entries: Sequence[Entry]) -> None:
+        """Apply every effect of ``entries`` once (no XACK: :meth:`step` does that)."""
+        events = [e.event for e in entries if e.event is not None]
+        if poison := len(entries) - len(events):
+            self.observer.failed(poison)  # unparseable or trimmed: retrying cannot help
+        status: dict[str, bool | None] = {}  # event_id -> applied now / before / no unit
+        by_user: dict[int, list[EngagementEvent]] = {}
+        for ev in events:
+            self.creators.remember(ev)
+            for outcome in (self.counters.apply(ev), self.trending.apply(ev)):
+                status[ev.event_id] = _merge(status.get(ev.event_id), outcome)
+            by_user.setdefault(ev.user_id, []).append(ev)
+        for user_id, evs in by_user.items():
+            applied = self.sessions.apply(user_id, evs, self.creators)
+            for ev in evs:
+                status[ev.event_id] = _merge(status.get(ev.event_id), ev.event_id in applied
+                                             if ev.type in SESSION_TYPES else None)  # fmt: skip
+        now = self.clock()
+        idle = sum(1 for ev in events if status[ev.event_id] is None)
+        fresh = [ev for ev in events if status.pop(ev.event_id, None)]  # once per event_id
+        self.observer.processed(len(events))
+        self.observer.duplicates(len(events) - len(fresh) - idle)
+        self.observer.lag([now - ev.ts / 1000 for ev in fresh])
+
+    def step(self) -> int:
+        """One unit of work: recover (first call), claim (periodically) or read; apply; ack."""
+        if not self._recovered:
+            self.reader.ensure_groups()
+            entries = self.reader.recover()
+            self._recovered = True
+            self._last_claim = time.monotonic()
+        elif time.monotonic() - self._last_claim > self.claim_every_s:
+            entries = self.reader.claim()
+            self._last_claim = time.monotonic()
+        else:
+            entries = self.reader.read()
+        self.apply(entries)
+        self.reader.ack(entries)
+        return len(entries)
+
+    def run(self, stop: threading.Event) -> None:
+        """Work until ``stop`` is set; a Redis fault backs off and re-reads pending entries."""
+        faults = 0
+        while not stop.is_set():
+            try:
+                self.step()
+                faults = 0
+            except (redis.RedisError, OSError, SessionConflict):
+                faults += 1
+                self.observer.failed(1)
+                self._recovered = False  # the unacked batch is pending: redo it first
+                stop.wait(backoff(faults))

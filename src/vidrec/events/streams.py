@@ -1,0 +1,152 @@
+"""Consumer-group reading of the partitioned event streams, shared by every consumer.
+
+At-least-once: an entry stays pending in its group until XACKed. A consumer that restarts
+first re-reads its own pending entries, then takes (XAUTOCLAIM) entries left idle by dead
+consumers, then reads new ones. On a cluster the partitions live in different slots, so each
+is read with its own XREADGROUP in one cluster pipeline (one round trip per node); a
+standalone server takes one blocking XREADGROUP over all partitions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from pydantic import ValidationError
+from redis.cluster import RedisCluster
+
+from vidrec.events import settings
+from vidrec.schema import EngagementEvent
+
+Client = redis.Redis | RedisCluster
+
+
+def stream_names(prefix: str, partitions: int) -> list[str]:
+    """The engagement streams the API writes (``RedisStreamEventWriter.stream_for``)."""
+    return [f"{prefix}:{p}" for p in range(partitions)]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One stream entry; ``event`` is None when the entry was trimmed or is not an event."""
+
+    stream: str
+    id: str
+    event: EngagementEvent | None
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def parse(stream: str, entry_id: bytes | str, fields: dict[Any, Any] | None) -> Entry:
+    raw = (fields or {}).get(b"event", (fields or {}).get("event"))
+    try:
+        event = None if raw is None else EngagementEvent.model_validate_json(raw)
+    except ValidationError:
+        event = None
+    return Entry(_text(stream), _text(entry_id), event)
+
+
+def _entries(reply: Any) -> list[Entry]:
+    """XREADGROUP reply (RESP2 list of [stream, entries]) -> entries."""
+    out: list[Entry] = []
+    for stream, items in reply or []:
+        out.extend(parse(stream, entry_id, fields) for entry_id, fields in items)
+    return out
+
+
+class GroupReader:
+    """One consumer of group ``group`` over ``streams``."""
+
+    def __init__(
+        self,
+        client: Client,
+        streams: Sequence[str],
+        group: str,
+        consumer: str,
+        *,
+        count: int = settings.READ_COUNT,
+        block_ms: int = settings.BLOCK_MS,
+        claim_min_idle_ms: int = settings.CLAIM_MIN_IDLE_MS,
+    ) -> None:
+        self.client = client
+        self.streams = list(streams)
+        self.group = group
+        self.consumer = consumer
+        self.count = count
+        self.block_ms = block_ms
+        self.claim_min_idle_ms = claim_min_idle_ms
+        self.cluster = isinstance(client, RedisCluster)
+
+    def ensure_groups(self) -> None:
+        """Create the group on every stream (and the stream itself) from its first entry."""
+        for stream in self.streams:
+            try:
+                self.client.xgroup_create(stream, self.group, id="0", mkstream=True)
+            except redis.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    def pending(self) -> list[Entry]:
+        """This consumer's own delivered-but-unacked entries (a restart after a crash)."""
+        return self._read({s: "0" for s in self.streams}, block=False)
+
+    def claim(self) -> list[Entry]:
+        """Entries idle longer than ``claim_min_idle_ms`` on any consumer, now this one's."""
+        out: list[Entry] = []
+        for stream in self.streams:
+            start = "0-0"
+            while True:
+                reply = self.client.xautoclaim(
+                    stream, self.group, self.consumer, self.claim_min_idle_ms, start, self.count
+                )
+                start, items = _text(reply[0]), reply[1]
+                out.extend(parse(stream, entry_id, fields) for entry_id, fields in items)
+                if start == "0-0":
+                    break
+        return out
+
+    def recover(self) -> list[Entry]:
+        """Own pending entries, then claimed ones, oldest first per stream, no repeats."""
+        seen: dict[tuple[str, str], Entry] = {}
+        for entry in [*self.pending(), *self.claim()]:
+            seen.setdefault((entry.stream, entry.id), entry)
+        return sorted(seen.values(), key=lambda e: (e.stream, _id_key(e.id)))
+
+    def read(self) -> list[Entry]:
+        """New entries (``>``), at most ``count`` per stream, waiting up to ``block_ms``."""
+        return self._read({s: ">" for s in self.streams}, block=True)
+
+    def ack(self, entries: Sequence[Entry]) -> None:
+        by_stream: dict[str, list[str]] = {}
+        for entry in entries:
+            by_stream.setdefault(entry.stream, []).append(entry.id)
+        if not by_stream:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for stream, ids in by_stream.items():
+            pipe.xack(stream, self.group, *ids)
+        pipe.execute()
+
+    def _read(self, ids: dict[Any, Any], block: bool) -> list[Entry]:
+        if not self.cluster:
+            wait = self.block_ms if block else None
+            return _entries(
+                self.client.xreadgroup(self.group, self.consumer, ids, self.count, wait)
+            )
+        pipe = self.client.pipeline(transaction=False)
+        for stream, start in ids.items():
+            pipe.xreadgroup(self.group, self.consumer, {stream: start}, self.count)
+        out = [e for reply in pipe.execute() for e in _entries(reply)]
+        if block and not out:
+            time.sleep(self.block_ms / 1000)  # cluster: no cross-slot blocking read; poll
+        return out
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
