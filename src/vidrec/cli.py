@@ -27,6 +27,7 @@ pipeline_app = typer.Typer(help="The offline pipeline, end to end.", no_args_is_
 features_app = typer.Typer(help="Feature tables and the online store.", no_args_is_help=True)
 models_app = typer.Typer(help="Inspect trained model artefacts.", no_args_is_help=True)
 triton_app = typer.Typer(help="Triton Inference Server helpers.", no_args_is_help=True)
+events_app = typer.Typer(help="The engagement-event path (Redis Streams).", no_args_is_help=True)
 serve_app = typer.Typer(help="Serving state for the online path.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks, as ratios to same-run baselines.", no_args_is_help=True)
 app.add_typer(pipeline_app, name="pipeline")
@@ -35,6 +36,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(triton_app, name="triton")
 app.add_typer(bench_app, name="bench")
 app.add_typer(serve_app, name="serve")
+app.add_typer(events_app, name="events")
 app.add_typer(stack_app, name="stack")
 
 err = Console(stderr=True)
@@ -230,6 +232,42 @@ def serve_prepare(
     cfg = load_config()
     counts = prepare_serving(artefacts, cfg.redis, cfg.features.n_buckets, progress=not quiet)
     err.print(f"serving state loaded into {cfg.redis.url}: {counts}")
+
+
+MetricsPortOpt = Annotated[int | None, typer.Option(help="Prometheus /metrics port.")]
+
+
+@events_app.command("process")
+def events_process(metrics_port: MetricsPortOpt = None) -> None:
+    """Real-time features from the event streams: sessions, not-interested, counters, trending.
+
+    A consumer group; at-least-once with idempotent application by event_id, so a restart
+    (or a second copy) neither loses nor double-applies an event. Stops cleanly on SIGTERM.
+    """
+    from vidrec.config import load_config
+    from vidrec.events.__main__ import main
+
+    port = metrics_port or load_config().events.processor_metrics_port
+    raise typer.Exit(main(["process", "--metrics-port", str(port)]))
+
+
+@events_app.command("lake")
+def events_lake(
+    out: Annotated[
+        Path | None, typer.Option(help="Lake directory (default: events.lake_dir).")
+    ] = None,
+    metrics_port: MetricsPortOpt = None,
+) -> None:
+    """Write every accepted event to Parquet, partitioned by event hour, exactly once.
+
+    `vidrec pipeline run --events DIR` trains from the lake directly.
+    """
+    from vidrec.config import load_config
+    from vidrec.events.__main__ import main
+
+    e = load_config().events
+    port = metrics_port or e.lake_metrics_port
+    raise typer.Exit(main(["lake", "--out", str(out or e.lake_dir), "--metrics-port", str(port)]))
 
 
 @bench_app.command("offline")

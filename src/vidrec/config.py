@@ -142,6 +142,29 @@ class ServingConfig:
 
 
 @dataclass(frozen=True)
+class EventsConfig:
+    """The event path: the real-time processor and the lake writer (consumer groups)."""
+
+    processor_group: str = "realtime"
+    lake_group: str = "lake"
+    read_count: int = 200  # entries per stream per XREADGROUP
+    block_ms: int = 1000  # how long one read waits for new entries
+    claim_min_idle_ms: int = 60_000  # pending this long on a dead consumer -> XAUTOCLAIM
+    claim_every_s: float = 30.0  # how often a live consumer looks for stale entries
+    dedupe_ttl_s: int = 7 * 24 * 3600  # event-id markers outlive any redelivery
+    trending_half_life_h: float = 6.0  # the same half-life as the offline trending table
+    trending_epoch_h: float = 168.0  # the score base moves every epoch (exp stays finite)
+    trending_keep: int = 5000  # videos kept per region and epoch
+    lake_dir: Path = field(default_factory=lambda: REPO_ROOT / "runs" / "lake")
+    lake_max_events: int = 10_000  # flush the lake buffer at this many events ...
+    lake_max_age_s: float = 60.0  # ... or when its oldest event has waited this long
+    processor_metrics_port: int = 9465
+    lake_metrics_port: int = 9466
+    max_stream_len: int = 500_000  # per partition: above it, intake answers 429
+    retry_after_s: int = 1
+
+
+@dataclass(frozen=True)
 class StackConfig:
     run_dir: Path = field(default_factory=lambda: REPO_ROOT / "runs" / "local")
     redis_cluster: bool = True
@@ -160,6 +183,7 @@ class Config:
     ranking: RankingConfig = field(default_factory=RankingConfig)
     triton: TritonConfig = field(default_factory=TritonConfig)
     serving: ServingConfig = field(default_factory=ServingConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
     stack: StackConfig = field(default_factory=StackConfig)
 
 

@@ -12,7 +12,8 @@ import dataclasses
 import os
 import re
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -49,7 +50,7 @@ def full_config(run_dir: Path) -> Config:
 @pytest.fixture(scope="module")
 def stack(artefacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     saved = dict(os.environ)
-    os.environ.update(SLOW_MACHINE)
+    os.environ.update(SLOW_MACHINE | {"VIDREC_EVENTS__LAKE_MAX_AGE_S": "1"})
     cfg = full_config(tmp_path_factory.mktemp("full-stack"))
     s = Stack(cfg, artefacts)
     try:
@@ -152,6 +153,84 @@ def test_http_and_grpc_agree_on_the_full_stack(api: str, stack: Stack) -> None:
             rpc = stub.Recommend(pb.RecommendRequest(surface="home", user_id=user, count=15))
             http = home(api, user, count=15)
             assert [i.video_id for i in rpc.items] == [i.video_id for i in http.items]
+
+
+def post_events(api: str, events: list[dict[str, object]]) -> dict[str, object]:
+    resp = httpx.post(f"{api}/api/v1/events/engagement", json=events, timeout=30)
+    assert resp.status_code == 202, resp.text
+    body: dict[str, object] = resp.json()
+    return body
+
+
+def event(user: int, video: int, kind: str, ts: int, **extra: object) -> dict[str, object]:
+    return {"event_id": f"t-{kind}-{user}-{video}-{ts}", "user_id": user, "video_id": video,
+            "type": kind, "ts": ts, "surface": "home", **extra}  # fmt: skip
+
+
+def poll(check: Callable[[], bool], within_s: float) -> float:
+    """Seconds until ``check()`` held; fails the test after ``within_s``."""
+    start = time.monotonic()
+    while not check():
+        assert time.monotonic() - start < within_s, f"not within {within_s} s"
+        time.sleep(0.2)
+    return time.monotonic() - start
+
+
+def test_a_posted_watch_shows_in_the_next_home_feed_within_5_s(api: str) -> None:
+    user = USERS[6]
+    watched = home(api, user).items[0].video_id
+    now = int(time.time() * 1000)
+    post_events(api, [event(user, watched, "click", now, position=0),
+                      event(user, watched, "watch", now + 1, watch_ms=20_000,
+                            video_duration_ms=15_000, position=0)])  # fmt: skip
+
+    def reflected() -> bool:
+        items = home(api, user).items
+        gone = watched not in {i.video_id for i in items}
+        related = any(i.explanation == f"because you watched {watched}" for i in items)
+        return gone and related
+
+    print(f"watch reflected in {poll(reflected, 5.0):.2f} s")
+
+
+def test_not_interested_event_removes_video_and_creator_next_time(
+    api: str, creators: dict[int, int]
+) -> None:
+    user = USERS[7]
+    first = home(api, user, count=30).items
+    video = first[0].video_id
+    creator = creators[video]
+    post_events(api, [event(user, video, "not_interested", int(time.time() * 1000))])
+
+    def applied() -> bool:
+        items = home(api, user, count=50).items
+        return all(i.video_id != video and creators[i.video_id] != creator for i in items)
+
+    poll(applied, 5.0)
+
+
+def test_lake_holds_every_accepted_event_exactly_once(api: str, stack: Stack) -> None:
+    from vidrec.offline.events_io import read_events
+
+    now = int(time.time() * 1000)
+    batch = [event(u, v, "impression", now + i, position=i % 10)
+             for i, (u, v) in enumerate((u, v) for u in USERS for v in range(5))]  # fmt: skip
+    bad = [{"event_id": "broken", "user_id": -1, "video_id": 1, "type": "watch", "ts": now}]
+    body = post_events(api, [*batch, *batch[:3], *bad])
+    assert body["accepted"] == len(batch)
+    lake = stack.run_dir / "lake"
+
+    def landed() -> bool:
+        if not lake.exists() or not any(lake.rglob("*.parquet")):
+            return False
+        ids = read_events(lake)["event_id"].to_list()
+        return {e["event_id"] for e in batch} <= set(ids)
+
+    poll(landed, 30.0)
+    ids = read_events(lake)["event_id"].to_list()
+    for e in batch:
+        assert ids.count(e["event_id"]) == 1
+    assert "broken" not in ids
 
 
 def test_triton_down_still_answers_degraded_and_counts_it(api: str, stack: Stack) -> None:

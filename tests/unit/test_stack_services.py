@@ -42,7 +42,7 @@ def test_plan_starts_in_dependency_order(tmp_path: Path, artefacts: Path) -> Non
         ["prepare"],
         ["triton"],
         ["retrieval", "features"],
-        ["recommender", "grpc"],
+        ["recommender", "grpc", "process", "lake"],
         ["prometheus"],
     ]
     started: set[str] = set()

@@ -1,21 +1,24 @@
-"""Event-path settings not (yet) in :mod:`vidrec.config`: module defaults, one place.
+"""Event-path defaults, read once from :class:`vidrec.config.EventsConfig` (env-overridable).
 
-Each is a keyword argument of the class that uses it, so tests and the CLI can override it.
+Each is also a keyword argument of the class that uses it, so tests can override it.
 """
 
 from __future__ import annotations
 
-PROCESSOR_GROUP = "realtime"
-LAKE_GROUP = "lake"
-READ_COUNT = 200  # entries per stream per XREADGROUP
-BLOCK_MS = 1000  # how long one read waits for new entries
-CLAIM_MIN_IDLE_MS = 60_000  # pending this long on a dead consumer -> XAUTOCLAIM takes it
-CLAIM_EVERY_S = 30.0  # how often a live consumer looks for stale pending entries
-DEDUPE_TTL_S = 7 * 24 * 3600  # event-id markers outlive any redelivery (stream retention)
+from vidrec.config import load_config
+
+_E = load_config().events
+PROCESSOR_GROUP = _E.processor_group
+LAKE_GROUP = _E.lake_group
+READ_COUNT = _E.read_count
+BLOCK_MS = _E.block_ms
+CLAIM_MIN_IDLE_MS = _E.claim_min_idle_ms
+CLAIM_EVERY_S = _E.claim_every_s
+DEDUPE_TTL_S = _E.dedupe_ttl_s
 RETRY_BACKOFF_S = (0.1, 0.5, 2.0)  # waits after consecutive dependency faults (last repeats)
-TRENDING_HALF_LIFE_H = 6.0  # the same half-life as the offline trending table
-TRENDING_EPOCH_H = 7 * 24  # score base moves every epoch (keeps exp(t/tau) finite)
-TRENDING_KEEP = 5000  # videos kept per region and epoch
-LAKE_MAX_EVENTS = 10_000  # flush the lake buffer at this many events ...
-LAKE_MAX_AGE_S = 60.0  # ... or when its oldest event has waited this long
-METRICS_PORT = 9465
+TRENDING_HALF_LIFE_H = _E.trending_half_life_h
+TRENDING_EPOCH_H = _E.trending_epoch_h
+TRENDING_KEEP = _E.trending_keep
+LAKE_MAX_EVENTS = _E.lake_max_events
+LAKE_MAX_AGE_S = _E.lake_max_age_s
+METRICS_PORT = _E.processor_metrics_port

@@ -40,6 +40,8 @@ SERVICE_NAMES = (
     "features",
     "recommender",
     "grpc",
+    "process",
+    "lake",
     "prometheus",
 )
 
@@ -233,6 +235,28 @@ def grpc_spec(cfg: Config, env: dict[str, str]) -> ServiceSpec:
     )
 
 
+def event_specs(cfg: Config, env: dict[str, str], run_dir: Path) -> tuple[ServiceSpec, ...]:
+    """The real-time feature processor and the lake writer: two consumer groups."""
+    e = cfg.events
+    lake = ("--out", str(run_dir / "lake"))
+    return tuple(
+        ServiceSpec(
+            name=name,
+            argv=(sys.executable, "-m", "vidrec.events", name, "--metrics-port", str(port), *extra),
+            health=HttpCheck(http_url(port, "/metrics")),
+            env=env,
+            cwd=REPO_ROOT,
+            depends_on=("redis", "prepare"),
+            ports=(port,),
+            url=http_url(port, "/metrics"),
+        )
+        for name, port, extra in (
+            ("process", e.processor_metrics_port, ()),
+            ("lake", e.lake_metrics_port, lake),
+        )
+    )
+
+
 def scrape_targets(cfg: Config) -> dict[str, str]:
     """Every metrics endpoint of the stack, by job name (a stopped one just shows ``up 0``)."""
     s = cfg.serving
@@ -243,6 +267,8 @@ def scrape_targets(cfg: Config) -> dict[str, str]:
         "features": http_url(s.features_port, "/metrics"),
         "grpc": http_url(cfg.serving.grpc_metrics_port, "/metrics"),
         "triton": http_url(cfg.triton.metrics_port, "/metrics"),
+        "process": http_url(cfg.events.processor_metrics_port, "/metrics"),
+        "lake": http_url(cfg.events.lake_metrics_port, "/metrics"),
         "prometheus": http_url(cfg.stack.prometheus_port, "/metrics"),
     }
 
@@ -284,6 +310,7 @@ def build_plan(cfg: Config, artefacts_dir: Path) -> Plan:
         (
             bento_spec("recommender", "Recommender", s.recommender_port, env, api_deps, run_dir),
             grpc_spec(cfg, env),
+            *event_specs(cfg, env, run_dir),
         ),
         (prometheus_spec(cfg, run_dir),),
     ]

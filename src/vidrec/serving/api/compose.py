@@ -105,7 +105,14 @@ def build_api(
         models=models,
         raise_bugs=raise_bugs,
     )
-    intake = EventIntake(RedisStreamEventWriter(client, s.event_stream_prefix, s.event_partitions))
+    writer = RedisStreamEventWriter(
+        client,
+        s.event_stream_prefix,
+        s.event_partitions,
+        max_stream_len=cfg.events.max_stream_len,
+        retry_after_s=cfg.events.retry_after_s,
+    )
+    intake = EventIntake(writer)
     # New uploads join this process's index in the background (remote mode: the Retrieval
     # service's process owns the index, so it should run cold start instead).
     stream = videos_stream(s.event_stream_prefix)
