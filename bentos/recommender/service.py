@@ -22,7 +22,7 @@ import numpy as np
 
 from vidrec.config import load_config
 from vidrec.features import make_store, user_spec
-from vidrec.serving.api.compose import build_api
+from vidrec.serving.api.compose import build_api, keep_live, redis_client
 from vidrec.serving.api.http_app import create_app
 from vidrec.serving.features import FeatureFetcher
 from vidrec.serving.remote import RemoteRetrieval, to_columns
@@ -41,7 +41,11 @@ def b64(a: np.ndarray) -> str:
 @bentoml.service(name="vidrec-retrieval", traffic={"timeout": 10})
 class Retrieval:
     def __init__(self) -> None:
-        self.r = LocalRetrieval(ServingState.load(CFG.serving.artefacts_dir), CFG.serving)
+        state = ServingState.load(CFG.serving.artefacts_dir)
+        self.r = LocalRetrieval(state, CFG.serving)
+        if CFG.serving.retrieval_mode == "remote":  # this process owns the live index
+            store = make_store(CFG.redis, CFG.features.n_buckets)
+            keep_live(CFG, state, redis_client(store), self.r, store)
 
     @bentoml.api
     async def two_tower(self, user_vector_b64: str, history: list[int], k: int) -> dict[str, Any]:

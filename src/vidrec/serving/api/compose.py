@@ -18,6 +18,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from vidrec.config import Config
+from vidrec.events.trending import TrendingWriter
 from vidrec.features import make_store, user_spec
 from vidrec.features.stores import OnlineStore
 from vidrec.pipeline.clients import RetrievalClient
@@ -33,9 +34,10 @@ from vidrec.serving.api.events import EventIntake, RedisStreamEventWriter, video
 from vidrec.serving.api.http_app import Api
 from vidrec.serving.api.metrics import PrometheusObserver
 from vidrec.serving.api.service import RecommendationService
-from vidrec.serving.coldstart import launch
+from vidrec.serving.coldstart import ColdStart, launch
 from vidrec.serving.features import FeatureFetcher
 from vidrec.serving.impressions import RedisStreamImpressionSink
+from vidrec.serving.live_trending import LiveTrending
 from vidrec.serving.ranker import TritonRankerClient
 from vidrec.serving.retrieval import LocalRetrieval
 from vidrec.serving.routing import RoutingCache
@@ -113,11 +115,23 @@ def build_api(
         retry_after_s=cfg.events.retry_after_s,
     )
     intake = EventIntake(writer)
-    # New uploads join this process's index in the background (remote mode: the Retrieval
-    # service's process owns the index, so it should run cold start instead).
-    stream = videos_stream(s.event_stream_prefix)
-    cold_start = None if local is None else launch(state, client, stream, local, store)
+    # The process that owns the index keeps it live (remote mode: the Retrieval service).
+    cold_start = None if local is None else keep_live(cfg, state, client, local, store)
     return Api(service, intake, observer, cold_start)
+
+
+def keep_live(
+    cfg: Config,
+    state: ServingState,
+    client: redis.Redis | RedisCluster,
+    local: LocalRetrieval,
+    store: OnlineStore,
+) -> ColdStart | None:
+    """Background work of the process that owns the index: new uploads join it (cold start),
+    and trending follows the event processor's per-region sets."""
+    trending = TrendingWriter(client, cfg.events.dedupe_ttl_s)
+    LiveTrending(trending, state, cfg.data.regions, cfg.serving.trending_k).start()
+    return launch(state, client, videos_stream(cfg.serving.event_stream_prefix), local, store)
 
 
 def build_service(cfg: Config) -> RecommendationService:
