@@ -51,6 +51,7 @@ demo: setup  ## train, evaluate and export the demo models into artifacts/demo (
 bench: setup .venv-feast  ## performance figures, each a ratio against a same-run baseline (docs/benchmarks.md)
 	$(VIDREC) bench offline --out runs/bench
 	$(VIDREC) bench serving --out runs/bench
+	$(VIDREC) bench events --out runs/bench
 
 .venv-feast:  # Feast needs numpy 2: its own venv, used only by the serving benchmark
 	python3 -m venv .venv-feast

@@ -301,5 +301,20 @@ def bench_serving(
     run(out, n_videos=videos, candidates=candidates, duration_s=duration)
 
 
+@bench_app.command("events")
+@_friendly
+def bench_events(
+    out: Annotated[Path, typer.Option(help="Where results and plots go.")] = Path("runs/bench"),
+    duration: Annotated[float, typer.Option(help="Seconds of batched load.")] = 20.0,
+    batch: Annotated[int, typer.Option(help="Events per POST (≤ 1000).")] = 100,
+    clients: Annotated[int, typer.Option(help="Concurrent closed-loop clients.")] = 8,
+) -> None:
+    """Engagement intake events/s and p50/p99 on the real stack, event-to-feature lag from
+    the processor's histogram and session probes, accepted == processed (≈3 min)."""
+    from vidrec.bench.events import run
+
+    run(out, duration_s=duration, batch=batch, clients=clients)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()
