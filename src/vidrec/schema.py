@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Annotated
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 RANKER_HEADS: tuple[str, ...] = ("p_click", "p_long_view", "p_like")
 """Ranker output heads, in the order of every ``labels``/score array."""
@@ -143,6 +143,18 @@ class HomeQuery(BaseModel):
     count: CountField = 20
     session_id: SessionField | None = None
     region: RegionField | None = None  # overrides the user's region (e.g. travelling)
+    # Onboarding interests of a new user (category ids, "3,7" in a query string): used only
+    # by the cold-start answer, while the user has no history.
+    interests: Annotated[
+        tuple[Annotated[int, Field(ge=0, lt=N_CATEGORIES)], ...], Field(max_length=N_CATEGORIES)
+    ] = ()
+
+    @field_validator("interests", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
 
 class RelatedQuery(BaseModel):

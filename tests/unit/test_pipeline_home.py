@@ -57,9 +57,11 @@ class World:
         self.obs = RecordingObserver()
 
     def serve(
-        self, user_id: int | None = 7, count: int = 20
+        self, user_id: int | None = 7, count: int = 20, interests: tuple[int, ...] = ()
     ) -> tuple[list[Candidate], RequestContext]:
-        ctx = RequestContext("req-1", "home", "canary", NOW_MS, count, user_id=user_id)
+        ctx = RequestContext(
+            "req-1", "home", "canary", NOW_MS, count, user_id=user_id, interests=interests
+        )
 
         async def main() -> list[Candidate]:
             runner = PipelineRunner(self.obs, CFG)
@@ -136,3 +138,16 @@ def test_unknown_user_gets_trending_cold_start() -> None:
     assert w.ranker.batches == []  # anonymous feeds are not ranked,
     assert w.features.faults.get("video_vectors", Faults()).calls == 0  # nor hydrated
     assert any(c.explanation == "trending in central" for c in out)
+
+
+def test_onboarding_interests_shape_a_new_users_first_feed() -> None:
+    w = World()
+    picked = (2, 5)
+    out, ctx = w.serve(user_id=999, count=30, interests=picked)
+    assert ctx.degraded == []
+    from_interests = [c for c in out if c.source == "interests"]
+    assert from_interests and {c.category for c in from_interests} == set(picked)
+    assert all(c.explanation.startswith("because you picked category") for c in from_interests)
+    # a known user's feed ignores onboarding picks: their history says more
+    known, _ = w.serve(user_id=7, interests=picked)
+    assert "interests" not in {c.source for c in known}

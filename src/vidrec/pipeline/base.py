@@ -91,6 +91,7 @@ class RequestContext:
     session_id: str | None = None
     anchor_video_id: int | None = None  # related surface
     category: int | None = None  # category surface
+    interests: tuple[int, ...] = ()  # onboarding categories of a new user (cold start)
     user: UserContext | None = None
     degraded: list[str] = field(default_factory=list)  # "<stage>:<reason>"
 

@@ -21,6 +21,8 @@ def explanation(c: Candidate, ctx: RequestContext) -> str:
         return f"trending in {c.region or ctx.region or 'your region'}"
     if c.source == "category":
         return f"popular in {c.category if c.category >= 0 else ctx.category}"
+    if c.source == "interests":
+        return f"because you picked category {c.category}"
     if c.source == "anchor":
         return f"related to {ctx.anchor_video_id}"
     return _FIXED.get(c.source, "recommended for you")

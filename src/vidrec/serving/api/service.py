@@ -92,7 +92,7 @@ class RecommendationService:
 
     async def home(self, q: HomeQuery) -> RecommendationResponse:
         ctx = await self._context("home", q.count, q.user_id, user_id=q.user_id, region=q.region,
-                            session_id=q.session_id)  # fmt: skip
+                            session_id=q.session_id, interests=q.interests)  # fmt: skip
         return await self._serve(ctx)
 
     async def related(self, q: RelatedQuery) -> RecommendationResponse:
