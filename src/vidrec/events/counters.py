@@ -14,10 +14,13 @@ A Lua script applies one event and its ``evv`` marker atomically in the video's 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from vidrec.config import FeatureConfig
 from vidrec.events.keys import counter_key, video_marker
+from vidrec.events.scripts import run_scripts
 from vidrec.events.streams import Client
 from vidrec.schema import EngagementEvent, EventType
 
@@ -80,16 +83,23 @@ class CounterWriter:
         self.cfg = cfg
         self._apply = client.register_script(_APPLY)
 
-    def apply(self, event: EngagementEvent) -> bool | None:
-        """True: applied now; False: applied before (duplicate); None: not counted here."""
+    def _script_args(self, event: EngagementEvent) -> tuple[list[str], list[Any]] | None:
         kind = KIND.get(event.type)
         if kind is None:
             return None
         keys = [counter_key(event.video_id, self.n_buckets),
                 video_marker(event.event_id, event.video_id, self.n_buckets)]  # fmt: skip
-        args: list[str | int | float] = [kind, event.ts // MINUTE_MS, self.ttl_s,
-                self.cfg.ctr_prior_impressions, self.cfg.ctr_prior_mean]  # fmt: skip
-        return bool(self._apply(keys=keys, args=args))
+        args: list[Any] = [kind, event.ts // MINUTE_MS, self.ttl_s,
+                           self.cfg.ctr_prior_impressions, self.cfg.ctr_prior_mean]  # fmt: skip
+        return keys, args
+
+    def apply(self, event: EngagementEvent) -> bool | None:
+        """True: applied now; False: applied before (duplicate); None: not counted here."""
+        return self.apply_many([event])[0]
+
+    def apply_many(self, events: Sequence[EngagementEvent]) -> list[bool | None]:
+        """:meth:`apply` for a batch in one pipelined round trip per node."""
+        return run_scripts(self.client, self._apply, [self._script_args(e) for e in events])
 
     def read(self, video_id: int) -> VideoCounters:
         stored: dict[bytes, bytes] = self.client.hgetall(counter_key(video_id, self.n_buckets))  # type: ignore[assignment]

@@ -130,9 +130,11 @@ class EventProcessor:
             self.observer.failed(poison)  # unparseable or trimmed: retrying cannot help
         status: dict[str, bool | None] = {}  # event_id -> applied now / before / no unit
         by_user: dict[int, list[EngagementEvent]] = {}
-        for ev in events:
+        counted = self.counters.apply_many(events)
+        trended = self.trending.apply_many(events)
+        for ev, counter, trend in zip(events, counted, trended, strict=True):
             self.creators.remember(ev)
-            for outcome in (self.counters.apply(ev), self.trending.apply(ev)):
+            for outcome in (counter, trend):
                 status[ev.event_id] = _merge(status.get(ev.event_id), outcome)
             by_user.setdefault(ev.user_id, []).append(ev)
         for user_id, evs in by_user.items():

@@ -15,9 +15,12 @@ event and its ``evt`` marker in the region's slot; events without a region are n
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 from vidrec.events import settings
 from vidrec.events.keys import trending_key, trending_marker
+from vidrec.events.scripts import run_scripts
 from vidrec.events.streams import Client
 from vidrec.schema import EngagementEvent, EventType
 
@@ -76,8 +79,7 @@ class TrendingWriter:
         self.keep = keep
         self._apply = client.register_script(_APPLY)
 
-    def apply(self, event: EngagementEvent) -> bool | None:
-        """True: applied now; False: applied before (duplicate); None: not counted here."""
+    def _script_args(self, event: EngagementEvent) -> tuple[list[str], list[Any]] | None:
         weight = WEIGHTS.get(event.type, 0.0)
         if not weight or not event.region:
             return None
@@ -85,8 +87,15 @@ class TrendingWriter:
         keys = [trending_key(event.region, epoch), trending_marker(event.event_id, event.region)]
         set_ttl = 3 * self.decay.epoch_ms // 1000
         increment = repr(self.decay.increment(weight, event.ts))
-        args: list[str | int | float] = [increment, event.video_id, self.ttl_s, self.keep, set_ttl]
-        return bool(self._apply(keys=keys, args=args))
+        return keys, [increment, event.video_id, self.ttl_s, self.keep, set_ttl]
+
+    def apply(self, event: EngagementEvent) -> bool | None:
+        """True: applied now; False: applied before (duplicate); None: not counted here."""
+        return self.apply_many([event])[0]
+
+    def apply_many(self, events: Sequence[EngagementEvent]) -> list[bool | None]:
+        """:meth:`apply` for a batch in one pipelined round trip per node."""
+        return run_scripts(self.client, self._apply, [self._script_args(e) for e in events])
 
     def top(self, region: str, k: int, now_ms: int) -> list[tuple[int, float]]:
         """The ``k`` best ``(video_id, decayed score at now_ms)`` of ``region``."""
