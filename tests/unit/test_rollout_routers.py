@@ -1,0 +1,233 @@
+"""Traffic routers: weights round-trip through the live object, and serving sees the change.
+
+The gateway table runs on a REAL standalone redis-server. The Kubernetes routers run against
+an in-memory object store that applies JSON merge patches (RFC 7386) as the API server does
+for custom objects, so what is asserted is the object a cluster would hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from vidrec.rollout.routers import (
+    ROUTERS,
+    GatewayAPIRouter,
+    GatewayTableRouter,
+    KServeRouter,
+    NopRouter,
+    RouteTarget,
+)
+from vidrec.serving.routing import RoutingCache
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+from redis_servers import standalone_redis
+
+KEY = "vidrec:routing:test"
+TARGET = RouteTarget(model="ranker", stable="3", candidate="4")
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    with standalone_redis() as url:
+        yield url
+
+
+@pytest.fixture
+def table_router(redis_url: str) -> Iterator[GatewayTableRouter]:
+    client = redis.Redis.from_url(redis_url)
+    client.delete(KEY)
+    yield GatewayTableRouter(TARGET, client=client, key=KEY)
+    client.close()
+
+
+def test_gateway_table_round_trip_and_serving_sees_it(
+    table_router: GatewayTableRouter, redis_url: str
+) -> None:
+    table_router.reconcile()
+    assert table_router.get_weights() == (100, 0)
+    table_router.set_weights(75, 25)
+    assert table_router.get_weights() == (75, 25)
+
+    cache = RoutingCache(redis.Redis.from_url(redis_url), KEY, "salt", ttl_s=0)
+    table = asyncio.run(cache.table())
+    assert [(r.name, r.weight_percent, r.model_version) for r in table.variants] == [
+        ("stable", 75, 3),
+        ("canary", 25, 4),
+    ]
+    users = [asyncio.run(cache.variant_for(u)).name for u in range(2000)]
+    assert 0.2 < users.count("canary") / len(users) < 0.3
+
+
+def test_gateway_table_is_sticky_and_bumps_revision(table_router: GatewayTableRouter) -> None:
+    table_router.set_weights(90, 10)
+    before = table_router.table()
+    table_router.set_weights(50, 50)
+    after = table_router.table()
+    assert before is not None and after is not None and after.revision == before.revision + 1
+    cache = RoutingCache(table_router.client, KEY, "salt", ttl_s=0)  # type: ignore[arg-type]
+    # Users on the canary at 10% stay there at 50%: only stable users move.
+    table_router.set_weights(90, 10)
+    early = {u for u in range(3000) if asyncio.run(cache.variant_for(u)).name == "canary"}
+    table_router.set_weights(50, 50)
+    late = {u for u in range(3000) if asyncio.run(cache.variant_for(u)).name == "canary"}
+    assert early and early < late
+
+
+def test_reconcile_keeps_a_rollout_in_flight(table_router: GatewayTableRouter) -> None:
+    table_router.set_weights(60, 40)
+    table_router.reconcile()  # operator restart: the live weights stay
+    assert table_router.get_weights() == (60, 40)
+
+
+@pytest.mark.parametrize(("weights", "version"), [((0, 100), 4), ((100, 0), 3)])
+def test_finalize_leaves_the_winner(
+    table_router: GatewayTableRouter, weights: tuple[int, int], version: int
+) -> None:
+    table_router.set_weights(*weights)
+    table_router.finalize()
+    table = table_router.table()
+    assert table is not None
+    assert [(r.name, r.weight_percent, r.model_version) for r in table.variants] == [
+        ("stable", 100, version)
+    ]
+    assert table_router.get_weights() == (100, 0)
+
+
+@pytest.mark.parametrize(
+    ("stable", "candidate", "field"),
+    [(-1, 101, "stable"), (50, 60, "stable \\+ candidate"), (100, True, "candidate")],
+)
+def test_bad_weights_name_the_field(
+    table_router: GatewayTableRouter, stable: int, candidate: int, field: str
+) -> None:
+    with pytest.raises(ValueError, match=field):
+        table_router.set_weights(stable, candidate)
+
+
+def test_gateway_table_needs_triton_versions() -> None:
+    target = RouteTarget(model="ranker", stable="3", candidate="s3://models/ranker/4")
+    with pytest.raises(ValueError, match="candidate"):
+        GatewayTableRouter(target, client=redis.Redis(), key=KEY)
+
+
+class MergePatchObjects:
+    """Custom objects by name; PATCH is a JSON merge patch (null deletes a key)."""
+
+    def __init__(self, obj: dict[str, Any]) -> None:
+        self.obj = obj
+
+    def get_namespaced_custom_object(self, *args: str) -> dict[str, Any]:
+        return copy.deepcopy(self.obj)
+
+    def patch_namespaced_custom_object(self, *args: Any) -> dict[str, Any]:
+        self.obj = _merge(self.obj, args[-1])
+        return self.obj
+
+
+def _merge(target: Any, patch: Any) -> Any:
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = _merge(out.get(key), value)
+    return out
+
+
+def test_gateway_api_weights_backend_refs() -> None:
+    route = {
+        "spec": {
+            "rules": [
+                {
+                    "matches": [{"path": {"value": "/v2"}}],
+                    "backendRefs": [{"name": "ranker-stable", "port": 8000}],
+                },
+                {"backendRefs": [{"name": "other", "port": 80}]},
+            ]
+        }
+    }
+    api = MergePatchObjects(route)
+    router = GatewayAPIRouter(TARGET, api=api)
+    router.reconcile()
+    assert router.get_weights() == (100, 0)
+    router.set_weights(80, 20)
+    assert router.get_weights() == (80, 20)
+    refs = api.obj["spec"]["rules"][0]["backendRefs"]
+    assert refs == [
+        {"name": "ranker-stable", "port": 8000, "weight": 80},
+        {"name": "ranker-canary", "port": 8000, "weight": 20},
+    ]
+    assert api.obj["spec"]["rules"][0]["matches"] == [{"path": {"value": "/v2"}}]
+    assert api.obj["spec"]["rules"][1] == {"backendRefs": [{"name": "other", "port": 80}]}
+    router.set_weights(0, 100)
+    router.finalize()
+    assert router.get_weights() == (0, 100)
+
+
+def test_gateway_api_without_stable_backend_names_it() -> None:
+    api = MergePatchObjects({"spec": {"rules": [{"backendRefs": [{"name": "x"}]}]}})
+    with pytest.raises(ValueError, match="ranker-stable"):
+        GatewayAPIRouter(TARGET, api=api).set_weights(90, 10)
+
+
+def test_kserve_knative_canary_percent_and_promotion() -> None:
+    target = RouteTarget(model="ranker", stable="s3://m/ranker/3", candidate="s3://m/ranker/4")
+    isvc = {
+        "spec": {
+            "predictor": {"model": {"modelFormat": {"name": "triton"}, "storageUri": target.stable}}
+        }
+    }
+    api = MergePatchObjects(isvc)
+    router = KServeRouter(target, api=api)
+    router.reconcile()
+    predictor = api.obj["spec"]["predictor"]
+    assert predictor["model"] == {"modelFormat": {"name": "triton"}, "storageUri": target.candidate}
+    assert predictor["canaryTrafficPercent"] == 0 and router.get_weights() == (100, 0)
+    router.set_weights(70, 30)
+    assert api.obj["spec"]["predictor"]["canaryTrafficPercent"] == 30
+    # The live split in status wins over the spec (KServe has not caught up yet).
+    traffic = [
+        {"revisionName": "ranker-predictor-00001", "percent": 90, "latestRevision": False},
+        {"revisionName": "ranker-predictor-00002", "percent": 10, "latestRevision": True},
+    ]
+    api.obj["status"] = {"components": {"predictor": {"traffic": traffic}}}
+    assert router.get_weights() == (90, 10)
+    del api.obj["status"]
+    router.set_weights(0, 100)
+    router.finalize()
+    assert "canaryTrafficPercent" not in api.obj["spec"]["predictor"]
+    assert api.obj["spec"]["predictor"]["model"]["storageUri"] == target.candidate
+
+
+def test_kserve_rollback_restores_stable_uri() -> None:
+    target = RouteTarget(model="ranker", stable="s3://m/ranker/3", candidate="s3://m/ranker/4")
+    api = MergePatchObjects({"spec": {"predictor": {"model": {"storageUri": target.stable}}}})
+    router = KServeRouter(target, api=api)
+    router.reconcile()
+    router.set_weights(100, 0)
+    router.finalize()
+    assert api.obj["spec"]["predictor"] == {"model": {"storageUri": target.stable}}
+
+
+def test_nop_router_and_registry() -> None:
+    router = NopRouter(TARGET)
+    router.set_weights(40, 60)
+    assert router.get_weights() == (40, 60)
+    assert set(ROUTERS) == {
+        "gateway-table",
+        "gateway-table-configmap",
+        "kserve",
+        "gateway-api",
+        "nop",
+    }
+    assert isinstance(ROUTERS["nop"](TARGET), NopRouter)
