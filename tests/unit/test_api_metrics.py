@@ -48,7 +48,7 @@ def test_exposition_passes_promtool() -> None:
 
 def test_4xx_is_counted_but_not_timed() -> None:
     body = populated().exposition().decode()
-    assert 'vidrec_requests_total{code="400",endpoint="home"} 1.0' in body
+    assert 'vidrec_requests_total{code="400",endpoint="home",variant="none"} 1.0' in body
     assert 'vidrec_request_seconds_count{endpoint="home",variant="stable"} 1.0' in body
 
 

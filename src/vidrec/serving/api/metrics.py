@@ -96,8 +96,10 @@ class PrometheusObserver:
             ["endpoint", "variant"], buckets=LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
         self.requests = Counter(
-            "vidrec_requests", "Requests by endpoint and status code.",
-            ["endpoint", "code"], registry=r,
+            "vidrec_requests",
+            "Requests by endpoint, variant ('none' when refused before one was assigned) and"
+            " status code; rollouts judge error ratios by it.",
+            ["endpoint", "variant", "code"], registry=r,
         )  # fmt: skip
         self.stage_seconds = Histogram(
             "vidrec_stage_seconds", "Latency of one pipeline stage.",
@@ -121,7 +123,7 @@ class PrometheusObserver:
 
     # --- request level (transports) -------------------------------------------------------
     def request(self, endpoint: str, variant: str, code: int, seconds: float) -> None:
-        self.requests.labels(endpoint, str(code)).inc()
+        self.requests.labels(endpoint, variant or "none", str(code)).inc()
         if variant:  # only answered requests have a variant; 4xx are counted above
             self.request_seconds.labels(endpoint, variant).observe(seconds)
 
