@@ -111,3 +111,34 @@ def test_windows_drop_old_minutes_whatever_the_arrival_order(client: redis.Redis
     forward = run([0, 1, 2, 3, 4])
     assert forward == ({"5m": 2, "1h": 3}, {"5m": 0, "1h": 0})  # 5 min: 58, 61; 1 h: +30
     assert run([4, 3, 2, 1, 0]) == forward
+
+
+def test_engagement_is_credited_to_the_variant_that_served_the_request(
+    client: redis.Redis,
+) -> None:
+    import asyncio
+
+    from vidrec.pipeline.base import Candidate
+    from vidrec.serving.impressions import RedisStreamImpressionSink
+
+    sink = RedisStreamImpressionSink(client, "vidrec:impressions", 1000, timeout_s=5.0)
+    served = [Candidate(10, "two_tower", 1.0)]
+    asyncio.run(sink.log("req-a", "canary", 1, served, T0))
+    asyncio.run(sink.log("req-b", "stable", 2, served, T0))
+    tally = Tally()
+    p = processor(client, tally)
+    batch = [
+        event(100, EventType.IMPRESSION, request_id="req-a"),
+        event(101, EventType.CLICK, request_id="req-a"),
+        event(102, EventType.WATCH, request_id="req-a", watch_ms=4000, video_duration_ms=8000),
+        event(103, EventType.IMPRESSION, user=2, request_id="req-b"),
+        event(104, EventType.IMPRESSION, user=2, request_id="req-unknown"),  # not credited
+    ]
+    p.apply(batch)
+    p.apply(batch)  # a redelivery credits nothing twice
+    assert tally.by_variant == {
+        ("canary", "impression"): 1,
+        ("canary", "click"): 1,
+        ("canary", "watch"): 1,
+        ("stable", "impression"): 1,
+    }

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import redis
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, Summary
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -33,10 +33,37 @@ class PrometheusEvents:
         self._failed = Counter(
             "vidrec_events_failed", "Unparseable entries and dependency faults", registry=registry
         )
+        # Per-variant engagement, for the rollout's CTR and watch-time tests (Welch needs the
+        # sum of squares for an exact variance). No ids in labels: variants are few.
+        self._impressions = Counter(
+            "vidrec_impressions", "Impression events by serving variant.", ["variant"],
+            registry=registry,
+        )  # fmt: skip
+        self._clicks = Counter(
+            "vidrec_clicks", "Click events by serving variant.", ["variant"], registry=registry
+        )
+        self._watch = Summary(
+            "vidrec_watch_seconds", "Watch time by serving variant.", ["variant"],
+            registry=registry,
+        )  # fmt: skip
+        self._watch_sq = Counter(
+            "vidrec_watch_seconds_squared", "Sum of squared watch seconds by variant.",
+            ["variant"], registry=registry,
+        )  # fmt: skip
         self._lag = Histogram(
             "vidrec_event_to_feature_lag_seconds", "Now minus event ts when applied",
             buckets=LAG_BUCKETS, registry=registry,
         )  # fmt: skip
+
+    def engagement(self, variant: str, kind: str, watch_s: float) -> None:
+        """One fresh event attributed to the variant that served its request."""
+        if kind == "impression":
+            self._impressions.labels(variant).inc()
+        elif kind == "click":
+            self._clicks.labels(variant).inc()
+        elif kind == "watch":
+            self._watch.labels(variant).observe(watch_s)
+            self._watch_sq.labels(variant).inc(watch_s * watch_s)
 
     def processed(self, n: int) -> None:
         self._processed.inc(n)

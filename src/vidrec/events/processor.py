@@ -19,10 +19,11 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import redis
+from redis.cluster import RedisCluster
 
 from vidrec.config import Config
 from vidrec.events import settings
@@ -31,7 +32,8 @@ from vidrec.events.creators import CreatorLookup
 from vidrec.events.sessions import SESSION_TYPES, SessionConflict, SessionWriter
 from vidrec.events.streams import Client, Entry, GroupReader, stream_names
 from vidrec.events.trending import TrendingWriter
-from vidrec.schema import EngagementEvent
+from vidrec.schema import EngagementEvent, EventType
+from vidrec.serving.impressions import request_variant_key
 from vidrec.serving.state import Catalogue
 
 
@@ -46,6 +48,8 @@ class EventObserver(Protocol):
 
     def lag(self, seconds: Sequence[float]) -> None: ...
 
+    def engagement(self, variant: str, kind: str, watch_s: float) -> None: ...
+
 
 @dataclass
 class Tally:
@@ -55,6 +59,7 @@ class Tally:
     n_duplicates: int = 0
     n_failed: int = 0
     n_lag: int = 0
+    by_variant: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def processed(self, n: int) -> None:
         self.n_processed += n
@@ -67,6 +72,20 @@ class Tally:
 
     def lag(self, seconds: Sequence[float]) -> None:
         self.n_lag += len(seconds)
+
+    def engagement(self, variant: str, kind: str, watch_s: float) -> None:
+        key = (variant, kind)
+        self.by_variant[key] = self.by_variant.get(key, 0) + 1
+
+
+ATTRIBUTED = frozenset({EventType.IMPRESSION, EventType.CLICK, EventType.WATCH})
+
+
+def mget_any(client: Client, keys: Sequence[str]) -> list[bytes | None]:
+    """MGET on standalone Redis; one MGET per slot on a cluster (keys span slots)."""
+    if isinstance(client, RedisCluster):
+        return list(client.mget_nonatomic(keys))
+    return list(client.mget(keys))  # type: ignore[arg-type]
 
 
 def default_consumer() -> str:
@@ -113,6 +132,7 @@ class EventProcessor:
             block_ms=block_ms,
             claim_min_idle_ms=claim_min_idle_ms,
         )
+        self.client = client
         self.sessions = SessionWriter(client, n, cfg.features.history_len, ttl_s)
         self.counters = CounterWriter(client, n, ttl_s, cfg.features)
         self.trending = TrendingWriter(client, ttl_s)
@@ -148,6 +168,19 @@ class EventProcessor:
         self.observer.processed(len(events))
         self.observer.duplicates(len(events) - len(fresh) - idle)
         self.observer.lag([now - ev.ts / 1000 for ev in fresh])
+        self._attribute(fresh)
+
+    def _attribute(self, fresh: Sequence[EngagementEvent]) -> None:
+        """Credit fresh impressions, clicks and watches to the variant that served their
+        request (written by the serving impression log), for the rollout quality gates."""
+        tracked = [e for e in fresh if e.request_id and e.type in ATTRIBUTED]
+        if not tracked:
+            return
+        keys = [request_variant_key(e.request_id or "") for e in tracked]
+        variants = mget_any(self.client, keys)
+        for ev, variant in zip(tracked, variants, strict=True):
+            if variant is not None:
+                self.observer.engagement(variant.decode(), ev.type, ev.watch_ms / 1000)
 
     def step(self) -> int:
         """One unit of work: recover (first call), claim (periodically) or read; apply; ack."""

@@ -34,6 +34,13 @@ def impression_fields(
     }
 
 
+VARIANT_TTL_S = 24 * 3600  # engagement arriving later than this is not attributed
+
+
+def request_variant_key(request_id: str) -> str:
+    return f"rv:{request_id}"
+
+
 class RedisStreamImpressionSink:
     """:class:`~vidrec.pipeline.clients.ImpressionSink`: one XADD per request."""
 
@@ -64,12 +71,16 @@ class RedisStreamImpressionSink:
         now_ms: int,
     ) -> None:
         fields = impression_fields(request_id, variant, user_id, served, now_ms)
-        await self._calls.run(
-            lambda: self.client.xadd(
+
+        def write() -> None:
+            self.client.xadd(
                 self.stream,
                 fields,  # type: ignore[arg-type]
                 maxlen=self.maxlen,
                 approximate=True,
-            ),
-            self.timeout_s,
-        )
+            )
+            # Which variant served this request: the event processor attributes the clicks
+            # and watches that come back with this request_id to it (rollout quality gates).
+            self.client.set(request_variant_key(request_id), variant, ex=VARIANT_TTL_S)
+
+        await self._calls.run(write, self.timeout_s)
