@@ -1,0 +1,1 @@
+"""The ModelRollout operator: thin kopf handlers over :mod:`vidrec.rollout.operator`."""

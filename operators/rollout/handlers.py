@@ -1,0 +1,90 @@
+"""kopf handlers for ``ModelRollout`` (vidrec.io/v1alpha1). Thin: the logic is in vidrec.
+
+Run: ``kopf run --all-namespaces operators/rollout/handlers.py``. Settings come from
+``VIDREC_ROLLOUT__*`` (tick interval, Prometheus and Triton URLs) and ``VIDREC_REDIS__*``
+(the gateway-table router). Every transition is written to status and posted as an Event.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from vidrec.rollout import operator as op
+from vidrec.rollout.spec import Phase, RolloutSpec, SpecError
+
+RESOURCE = ("vidrec.io", "v1alpha1", "modelrollouts")
+SETTINGS = op.OperatorSettings.from_env()
+LIVE = {p.value for p in Phase if not p.terminal}
+
+
+def _live(status: kopf.Status, **_: Any) -> bool:
+    return status.get("phase") in LIVE
+
+
+def _spec(spec: kopf.Spec) -> RolloutSpec:
+    try:
+        return RolloutSpec.from_dict(dict(spec))
+    except SpecError as exc:
+        raise kopf.PermanentError(str(exc)) from exc
+
+
+def _deps(memo: kopf.Memo, rollout: RolloutSpec, namespace: str) -> op.Deps:
+    if memo.get("deps") is None:
+        memo["deps"] = op.build_deps(rollout, namespace, SETTINGS)
+    deps: op.Deps = memo["deps"]
+    return deps
+
+
+def _advance(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, command: str | None) -> None:
+    """One engine step: status into ``patch.status``, one Event per transition."""
+    rollout = _spec(body.spec)
+    try:
+        deps = _deps(memo, rollout, body.metadata.namespace or "default")
+        result = op.tick(rollout, body.status, deps, command)
+    except op.DependencyError as exc:
+        raise kopf.TemporaryError(str(exc), delay=SETTINGS.tick_s) from exc
+    patch.status.update(result.status)
+    for event in result.events:
+        post = kopf.warn if event.warning else kopf.info
+        post(body, reason=event.reason, message=event.message)
+
+
+@kopf.on.create(*RESOURCE)
+def validate_new(spec: kopf.Spec, patch: kopf.Patch, **_: Any) -> None:
+    rollout = _spec(spec)
+    patch.status["phase"] = Phase.PENDING.value
+    patch.status["message"] = f"Accepted: {rollout.model} {rollout.stable_version} → "
+    patch.status["message"] += f"{rollout.candidate_version}, waiting for the first tick"
+
+
+@kopf.on.resume(*RESOURCE)
+def validate_existing(spec: kopf.Spec, **_: Any) -> None:
+    _spec(spec)
+
+
+@kopf.timer(*RESOURCE, interval=SETTINGS.tick_s, when=_live)
+def tick(body: kopf.Body, meta: kopf.Meta, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    raw = meta.annotations.get(op.COMMAND_ANNOTATION)
+    try:
+        command = op.check_command(raw)
+    except ValueError as exc:
+        kopf.warn(body, reason="UnknownCommand", message=str(exc))
+        command = None
+    _advance(body, patch, memo, command)
+    if raw is not None:
+        patch.metadata.annotations[op.COMMAND_ANNOTATION] = None  # consumed
+
+
+@kopf.on.field(*RESOURCE, field="spec.paused", when=_live)
+def paused_changed(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    _advance(body, patch, memo, None)
+
+
+@kopf.on.delete(*RESOURCE)
+def finalize(spec: kopf.Spec, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    try:
+        op.finalize(_deps(memo, _spec(spec), namespace or "default"))
+    except op.DependencyError as exc:
+        raise kopf.TemporaryError(str(exc), delay=SETTINGS.tick_s) from exc

@@ -1,0 +1,165 @@
+"""The rollout operator end to end: kopf in-process, the API server (kmock, or the cluster in
+KUBECONFIG), a REAL Prometheus scraping faked serving series, the Redis gateway-table router
+on a REAL standalone redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+import redis
+
+from tests.integration.redis_servers import standalone_redis
+from tests.operator.conftest import Cluster, run_operator
+from tests.operator.serving_metrics import Canary, fake_serving, prometheus
+from vidrec.config import load_config
+from vidrec.rollout.analysis import Verdict
+
+HANDLERS = Path(__file__).resolve().parents[2] / "operators" / "rollout" / "handlers.py"
+pytestmark = [pytest.mark.asyncio, pytest.mark.integration]
+
+
+def rollout(**overrides: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "model": "ranker",
+        "stableVersion": "1",
+        "candidateVersion": "2",
+        "strategy": {
+            "canary": {
+                "steps": [{"setWeight": 20}, {"analysis": {}}, {"setWeight": 50}, {"analysis": {}}],
+                "scaleDownDelaySeconds": 0,
+            }
+        },
+        "analysis": {
+            "interval": "3s",
+            "failureLimit": 1,
+            "inconclusiveLimit": 2,
+            "metrics": [
+                {"name": "latency-p99", "template": "latency-p99", "thresholdMax": 0.1},
+                {"name": "ctr", "template": "ctr-test", "minSamples": 200},
+            ],
+        },
+        "trafficRouter": {"type": "gateway-table"},
+    }
+    spec.update(overrides)
+    return spec
+
+
+@pytest.fixture()
+def redis_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    with standalone_redis() as url:
+        monkeypatch.setenv("VIDREC_REDIS__URL", url)
+        monkeypatch.setenv("VIDREC_REDIS__CLUSTER", "false")
+        yield url
+
+
+@pytest_asyncio.fixture()
+async def world(
+    request: pytest.FixtureRequest,
+    cluster: Cluster,
+    redis_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[Cluster]:
+    """Serving series (the test's ``Canary``), Prometheus over them, and the operator."""
+    canary: Canary = getattr(request, "param", Canary())
+    with ExitStack() as stack:
+        target = stack.enter_context(fake_serving(canary))
+        url = stack.enter_context(prometheus(target, tmp_path))
+        monkeypatch.setenv("VIDREC_ROLLOUT__PROMETHEUS_URL", url)
+        monkeypatch.setenv("VIDREC_ROLLOUT__TICK_S", "0.5")
+        async with run_operator(cluster, HANDLERS):
+            yield cluster
+
+
+def routing_weights(url: str) -> dict[str, float]:
+    raw = redis.Redis.from_url(url).get(load_config({}).serving.routing_key)
+    return {v["name"]: v["weight_percent"] for v in json.loads(raw or b"{}").get("variants", [])}
+
+
+def phase_in(*phases: str) -> Any:
+    return lambda o: o.get("status", {}).get("phase") in phases
+
+
+async def test_healthy_candidate_walks_the_steps_to_succeeded(
+    world: Cluster, redis_url: str
+) -> None:
+    name = world.unique("healthy")
+    await world.create(name, rollout())
+    obj = await world.wait_for(name, phase_in("Succeeded", "RolledBack", "Failed", "Paused"), 40)
+    status = obj["status"]
+    assert status["phase"] == "Succeeded", status["message"]
+    assert status["canaryWeight"] == 100
+    assert {r["verdict"] for r in status["analysisHistory"]} == {Verdict.PASS.value}
+    assert len(status["analysisHistory"]) >= 4  # two analysis steps × two metrics
+    assert routing_weights(redis_url) in ({"stable": 0, "canary": 100}, {"stable": 100})
+    reasons = [e["reason"] for e in await world.events(name)]
+    assert "Progressing" in reasons and "Succeeded" in reasons, reasons
+
+
+@pytest.mark.parametrize(
+    ("world", "metric"),
+    [(Canary(latency_s=0.3), "latency-p99"), (Canary(ctr=0.03), "ctr")],
+    indirect=["world"],
+    ids=["high-p99", "lower-ctr"],
+)
+async def test_bad_candidate_is_rolled_back_with_the_metric_named(
+    world: Cluster, redis_url: str, metric: str
+) -> None:
+    name = world.unique("bad")
+    await world.create(name, rollout())
+    obj = await world.wait_for(name, phase_in("Succeeded", "RolledBack", "Failed", "Paused"), 30)
+    status = obj["status"]
+    assert status["phase"] == "RolledBack", status
+    assert status["canaryWeight"] == 0
+    assert metric in status["message"], status["message"]
+    assert routing_weights(redis_url).get("canary", 0) == 0
+    warnings = [e for e in await world.events(name) if e["type"] == "Warning"]
+    assert any(e["reason"] == "RolledBack" for e in warnings), warnings
+
+
+@pytest.mark.parametrize("world", [Canary(present=False)], indirect=True, ids=["no-data"])
+async def test_no_data_pauses(world: Cluster, redis_url: str) -> None:
+    name = world.unique("nodata")
+    await world.create(name, rollout())
+    obj = await world.wait_for(name, phase_in("Succeeded", "RolledBack", "Failed", "Paused"), 30)
+    status = obj["status"]
+    assert status["phase"] == "Paused", status
+    assert status["canaryWeight"] == 20  # held where it was, not rolled back
+    assert {r["verdict"] for r in status["analysisHistory"]} == {Verdict.INCONCLUSIVE.value}
+
+
+async def test_cli_abort_rolls_back_at_once_and_status_shows_it(
+    world: Cluster, redis_url: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from vidrec.rollout.cli import COMMAND_ANNOTATION, rollout_app
+
+    name = world.unique("abort")
+    steps = [{"setWeight": 30}, {"pause": {}}]  # holds at 30% until a person acts
+    await world.create(name, rollout(strategy={"canary": {"steps": steps}}))
+    await world.wait_for(name, lambda o: o.get("status", {}).get("canaryWeight") == 30)
+    cli = CliRunner()
+    result = await asyncio.to_thread(
+        cli.invoke, rollout_app, ["abort", name, "-n", world.namespace]
+    )
+    assert result.exit_code == 0, result.output
+    obj = await world.wait_for(name, phase_in("RolledBack"), 10, what="RolledBack")
+    assert obj["status"]["canaryWeight"] == 0 and "abort" in obj["status"]["message"]
+    assert COMMAND_ANNOTATION not in obj["metadata"].get("annotations", {})  # consumed
+    assert routing_weights(redis_url).get("canary", 0) == 0
+    shown = await asyncio.to_thread(
+        cli.invoke, rollout_app, ["status", name, "-n", world.namespace]
+    )
+    assert shown.exit_code == 0 and "RolledBack" in shown.output, shown.output
+    missing = await asyncio.to_thread(
+        cli.invoke, rollout_app, ["status", "nope", "-n", world.namespace]
+    )
+    assert missing.exit_code == 1 and "404" in missing.output
