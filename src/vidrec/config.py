@@ -165,6 +165,15 @@ class EventsConfig:
 
 
 @dataclass(frozen=True)
+class RolloutConfig:
+    """The rollout operator: how often it ticks and where it reads metrics / loads models."""
+
+    tick_s: float = 5.0
+    prometheus_url: str = ""  # "" → the local stack's Prometheus (stack.prometheus_port)
+    triton_url: str = ""  # "" → model versions are managed elsewhere (e.g. KServe)
+
+
+@dataclass(frozen=True)
 class StackConfig:
     run_dir: Path = field(default_factory=lambda: REPO_ROOT / "runs" / "local")
     redis_cluster: bool = True
@@ -184,6 +193,7 @@ class Config:
     triton: TritonConfig = field(default_factory=TritonConfig)
     serving: ServingConfig = field(default_factory=ServingConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
     stack: StackConfig = field(default_factory=StackConfig)
 
 

@@ -16,7 +16,6 @@ from rich.console import Console
 from rich.table import Table
 
 from vidrec.cli_support import exits_on
-from vidrec.rollout.operator import COMMAND_ANNOTATION, COMMANDS
 
 GROUP, VERSION, PLURAL = "vidrec.io", "v1alpha1", "modelrollouts"
 EXIT_API = 1
@@ -58,6 +57,8 @@ def get_rollout(name: str, namespace: str) -> dict[str, Any]:
 
 def send_command(name: str, namespace: str, command: str) -> None:
     """Write the command annotation (the operator consumes it)."""
+    from vidrec.rollout.operator import COMMAND_ANNOTATION, COMMANDS  # heavy: only when used
+
     if command not in COMMANDS:
         raise ValueError(f"command: must be one of {COMMANDS}, got {command!r}")
     body = {"metadata": {"annotations": {COMMAND_ANNOTATION: command}}}

@@ -11,7 +11,6 @@ same decision. The kopf handlers in ``operators/rollout`` stay thin: they call t
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -67,18 +66,12 @@ class OperatorSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
-        env = os.environ if env is None else env
-        raw = env.get("VIDREC_ROLLOUT__TICK_S", str(cls.tick_s))
-        try:
-            tick_s = float(raw)
-        except ValueError:
-            raise ValueError(f"VIDREC_ROLLOUT__TICK_S: must be seconds, got {raw!r}") from None
-        if not tick_s > 0:
-            raise ValueError(f"VIDREC_ROLLOUT__TICK_S: must be > 0, got {raw!r}")
-        prometheus = env.get("VIDREC_ROLLOUT__PROMETHEUS_URL") or (
-            f"http://127.0.0.1:{load_config(env).stack.prometheus_port}"
-        )
-        return cls(tick_s, prometheus, env.get("VIDREC_ROLLOUT__TRITON_URL", ""))
+        cfg = load_config(env)
+        r = cfg.rollout
+        if not r.tick_s > 0:
+            raise ValueError(f"VIDREC_ROLLOUT__TICK_S: must be > 0, got {r.tick_s}")
+        prometheus = r.prometheus_url or f"http://127.0.0.1:{cfg.stack.prometheus_port}"
+        return cls(r.tick_s, prometheus, r.triton_url)
 
 
 @dataclass
