@@ -140,7 +140,8 @@ async def test_cli_abort_rolls_back_at_once_and_status_shows_it(
 ) -> None:
     from typer.testing import CliRunner
 
-    from vidrec.rollout.cli import COMMAND_ANNOTATION, rollout_app
+    from vidrec.rollout.cli import rollout_app
+    from vidrec.rollout.operator import COMMAND_ANNOTATION
 
     name = world.unique("abort")
     steps = [{"setWeight": 30}, {"pause": {}}]  # holds at 30% until a person acts
