@@ -9,6 +9,7 @@ The cluster is the one in ``$KUBECONFIG`` (read when the command runs) or ``~/.k
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -24,6 +25,16 @@ rollout_app = typer.Typer(help="Model rollouts (ModelRollout resources).", no_ar
 out = Console()
 Namespace = Annotated[str, typer.Option("--namespace", "-n", help="Namespace of the rollout.")]
 Name = Annotated[str, typer.Argument(help="ModelRollout name.")]
+Local = Annotated[
+    bool, typer.Option("--local", help="A rollout run by `vidrec rollout run --local`.")
+]
+
+
+def _local(name: str) -> Any:
+    from vidrec.config import load_config
+    from vidrec.rollout.local import LocalRollout
+
+    return LocalRollout(name, load_config().stack.run_dir / "rollouts")
 
 
 class RolloutApiError(RuntimeError):
@@ -82,25 +93,57 @@ def status_table(obj: dict[str, Any], last: int = 6) -> Table:
     return table
 
 
-_ON_ERROR = exits_on({RolloutApiError: (EXIT_API, str), ValueError: (2, str)})
+_ON_ERROR = exits_on({RolloutApiError: (EXIT_API, str), ValueError: (2, str)})  # InputError too
 
 
 @rollout_app.command()
 @_ON_ERROR
-def status(name: Name, namespace: Namespace = "default") -> None:
+def status(name: Name, namespace: Namespace = "default", local: Local = False) -> None:
     """Show a rollout: phase, step, weight, the latest analysis results, its message."""
-    out.print(status_table(get_rollout(name, namespace)))
+    if local:
+        obj = {"metadata": {"name": name}, "status": _local(name).read_status() or {}}
+    else:
+        obj = get_rollout(name, namespace)
+    out.print(status_table(obj))
 
 
 def _command(command: str, doc: str) -> None:
     @rollout_app.command(name=command, help=doc)
     @_ON_ERROR
-    def run(name: Name, namespace: Namespace = "default") -> None:
-        send_command(name, namespace, command)
-        out.print(f"{command} sent to {namespace}/{name}; `vidrec rollout status {name}` to follow")
+    def run(name: Name, namespace: Namespace = "default", local: Local = False) -> None:
+        if local:
+            _local(name).send(command)
+        else:
+            send_command(name, namespace, command)
+        out.print(f"{command} sent to {name}; `vidrec rollout status {name}` to follow")
 
 
 _command("promote", "Skip the remaining steps and gates: all traffic to the candidate.")
 _command("abort", "Roll back at once: all traffic to stable, the candidate unloaded.")
 _command("pause", "Hold the rollout at its current weight.")
 _command("resume", "Continue a paused rollout (also passes an indefinite pause step).")
+
+
+@rollout_app.command("run")
+@_ON_ERROR
+def run_local_cmd(
+    manifest: Annotated[Path, typer.Argument(help="A ModelRollout YAML manifest.")],
+    local: Annotated[
+        bool, typer.Option("--local", help="Required: run the engine here, no Kubernetes.")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 3600.0,
+) -> None:
+    """Run a rollout against the local stack (`vidrec stack up`): real Prometheus, Triton
+    versions and the Redis routing table, the operator's own tick, status in a file."""
+    from vidrec.rollout.local import run_local
+
+    if not local:
+        raise ValueError("--local: in a cluster the operator runs rollouts; pass --local here")
+    directory = _local("").directory
+
+    def show(result: Any) -> None:
+        for event in result.events:
+            out.print(f"[bold]{event.reason}[/]: {event.message}")
+
+    final = run_local(manifest, directory, timeout_s=timeout, on_tick=show)
+    out.print(f"{manifest.stem}: {final.phase} — {final.status.get('message', '')}")
