@@ -43,13 +43,19 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
 
-from vidrec.bench.serving import STACK_SERVICES, bench_config, closed_loop, percentile_ms
+from vidrec.bench.serving import (
+    STACK_SERVICES,
+    BenchPorts,
+    bench_config,
+    closed_loop,
+    percentile_ms,
+)
 from vidrec.config import REPO_ROOT, Config, load_config
 from vidrec.features import make_store
 from vidrec.features.session import SessionStore
 from vidrec.ranking.triton_process import TritonPorts
 from vidrec.stack.runner import Stack
-from vidrec.stack.services import redis_url, stack_env
+from vidrec.stack.services import stack_env
 
 ENGAGEMENT_PATH = "/api/v1/events/engagement"
 # (type, share): most events are impressions; a click or a watch follows a few of them.
@@ -59,11 +65,8 @@ PROBE_VIDEO_BASE = 900_000_000  # probe videos: far above any catalogue id, uniq
 PROBE_EVERY_S = 0.1
 PROBE_POLL_S = 0.002
 DRAIN_TIMEOUT_S = 120.0
-# Ports of the bench's own stack, clear of `make up` and of `bench serving` (17101, 13100, ...).
-REDIS_PORT = 17301  # cluster masters 17301-17303 (+ bus ports 27301-27303)
-TRITON_PORTS = TritonPorts(http=18300, grpc=18301, metrics=18302)
-RECOMMENDER_PORT, RETRIEVAL_PORT, FEATURES_PORT = 13300, 13301, 13302
-GRPC_PORT, GRPC_METRICS_PORT, PROMETHEUS_PORT = 15351, 19664, 19390
+PORTS = BenchPorts(17301, TritonPorts(http=18300, grpc=18301, metrics=18302),
+                   13300, 13301, 13302, 15351, 19664, 19390)  # fmt: skip
 PROCESSOR_METRICS_PORT = 19465
 
 
@@ -161,25 +164,8 @@ def make_events(
 
 
 def events_config(run_dir: Path, artefacts: Path) -> Config:
-    """`bench serving`'s config moved to this bench's ports, run dir and artefacts."""
-    base = bench_config(run_dir, artefacts)
-    t = TRITON_PORTS
-    cfg = replace(
-        base,
-        stack=replace(base.stack, redis_base_port=REDIS_PORT, prometheus_port=PROMETHEUS_PORT),
-        triton=replace(base.triton, http_port=t.http, grpc_port=t.grpc, metrics_port=t.metrics),
-        serving=replace(
-            base.serving,
-            retrieval_url=f"http://127.0.0.1:{RETRIEVAL_PORT}",
-            features_url=f"http://127.0.0.1:{FEATURES_PORT}",
-            recommender_port=RECOMMENDER_PORT,
-            retrieval_port=RETRIEVAL_PORT,
-            features_port=FEATURES_PORT,
-            grpc_port=GRPC_PORT,
-            grpc_metrics_port=GRPC_METRICS_PORT,
-        ),
-    )
-    return replace(cfg, redis=replace(cfg.redis, url=redis_url(cfg)))
+    """The bench stack config on this bench's ports (clear of `make up` and `bench serving`)."""
+    return bench_config(run_dir, artefacts, PORTS)
 
 
 def artefact_dir(out: Path, console: Console) -> Path:

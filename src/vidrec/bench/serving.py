@@ -78,12 +78,27 @@ BREAKDOWN_REQUESTS = 200
 WARMUP_REQUESTS = 20
 FEED_COUNT = 20
 STACK_SERVICES = {"redis", "prepare", "triton", "retrieval", "features", "recommender"}
-# Ports of the bench's own stack, clear of `make up` (7001-7003, 8000-8002, 3000-3002, ...).
-REDIS_PORT = 17101  # cluster masters 17101-17103 (+ bus ports 27101-27103)
+
+
+@dataclass(frozen=True)
+class BenchPorts:
+    """A bench's own stack, on ports clear of `make up` (7001-7003, 8000-8002, 3000-3002, ...)
+    and of the other benches, so a bench can run beside a developer's stack."""
+
+    redis: int  # cluster masters redis..redis+2 (+ bus ports +10000)
+    triton: TritonPorts
+    recommender: int
+    retrieval: int
+    features: int
+    grpc: int
+    grpc_metrics: int
+    prometheus: int
+
+
+PORTS = BenchPorts(17101, TritonPorts(http=18100, grpc=18101, metrics=18102),
+                   13100, 13101, 13102, 15151, 19564, 19190)  # fmt: skip
 STANDALONE_REDIS_PORT = 17201
-TRITON_PORTS = TritonPorts(http=18100, grpc=18101, metrics=18102)
-RECOMMENDER_PORT, RETRIEVAL_PORT, FEATURES_PORT = 13100, 13101, 13102
-GRPC_PORT, GRPC_METRICS_PORT, PROMETHEUS_PORT = 15151, 19564, 19190
+TRITON_PORTS = PORTS.triton
 LIMITS = {"e2e_vs_stages": 1.5, "hydrate_vs_mget": 2.0, "feast_speedup": 3.0}
 LIMITS |= {"batching_speedup": 1.5, "p99_8_ms": 50.0}
 
@@ -110,30 +125,30 @@ class Target:
         return self.name, f"{self.value:,.2f}", f"{sign} {self.limit:g}", verdict
 
 
-def bench_config(run_dir: Path, scale_dir: Path) -> Config:
-    """The default config moved to the bench's own ports, run dir and artefacts."""
+def bench_config(run_dir: Path, artefacts_dir: Path, ports: BenchPorts = PORTS) -> Config:
+    """The default config moved to a bench's own ports, run dir and artefacts."""
     base = load_config()
-    t = TRITON_PORTS
+    t = ports.triton
     cfg = replace(
         base,
         stack=replace(
             base.stack,
             run_dir=run_dir,
             redis_cluster=True,
-            redis_base_port=REDIS_PORT,
-            prometheus_port=PROMETHEUS_PORT,
+            redis_base_port=ports.redis,
+            prometheus_port=ports.prometheus,
         ),
         triton=replace(base.triton, http_port=t.http, grpc_port=t.grpc, metrics_port=t.metrics),
         serving=replace(
             base.serving,
-            artefacts_dir=scale_dir,
-            retrieval_url=f"http://127.0.0.1:{RETRIEVAL_PORT}",
-            features_url=f"http://127.0.0.1:{FEATURES_PORT}",
-            recommender_port=RECOMMENDER_PORT,
-            retrieval_port=RETRIEVAL_PORT,
-            features_port=FEATURES_PORT,
-            grpc_port=GRPC_PORT,
-            grpc_metrics_port=GRPC_METRICS_PORT,
+            artefacts_dir=artefacts_dir,
+            retrieval_url=f"http://127.0.0.1:{ports.retrieval}",
+            features_url=f"http://127.0.0.1:{ports.features}",
+            recommender_port=ports.recommender,
+            retrieval_port=ports.retrieval,
+            features_port=ports.features,
+            grpc_port=ports.grpc,
+            grpc_metrics_port=ports.grpc_metrics,
         ),
     )
     return replace(cfg, redis=replace(base.redis, url=redis_url(cfg), cluster=True))

@@ -21,8 +21,8 @@ from vidrec.events import settings
 from vidrec.events.creators import catalogue_of
 from vidrec.events.lake import LakeWriter
 from vidrec.events.metrics import PrometheusEvents, StreamCollector
-from vidrec.events.processor import EventProcessor, default_consumer
-from vidrec.events.streams import Client, stream_names
+from vidrec.events.processor import EventProcessor
+from vidrec.events.streams import Client, default_consumer, stream_names
 
 
 def connect(cfg: RedisConfig) -> Client:

@@ -25,8 +25,8 @@ import redis
 
 from vidrec.config import Config
 from vidrec.events import settings
-from vidrec.events.processor import EventObserver, Tally, backoff, default_consumer
-from vidrec.events.streams import Client, Entry, GroupReader, stream_names
+from vidrec.events.processor import EventObserver, Tally, backoff
+from vidrec.events.streams import Client, Entry, GroupReader
 from vidrec.offline.events_io import write_events
 from vidrec.schema import EVENT_SCHEMA, EngagementEvent
 
@@ -73,15 +73,10 @@ class LakeWriter:
         max_age_s: float = settings.LAKE_MAX_AGE_S,
         observer: EventObserver | None = None,
     ) -> None:
-        self.reader = GroupReader(
-            client,
-            stream_names(cfg.serving.event_stream_prefix, cfg.serving.event_partitions),
-            group,
-            consumer or default_consumer(),
-            count=count,
-            block_ms=block_ms,
-            claim_min_idle_ms=claim_min_idle_ms,
-        )
+        self.reader = GroupReader.on_event_streams(
+            client, cfg, group, consumer,
+            count=count, block_ms=block_ms, claim_min_idle_ms=claim_min_idle_ms,
+        )  # fmt: skip
         self.lake = lake
         self.max_events = max_events
         self.max_age_s = max_age_s

@@ -14,8 +14,6 @@ backoff the consumer re-reads its own pending entries first.
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -30,7 +28,7 @@ from vidrec.events import settings
 from vidrec.events.counters import CounterWriter
 from vidrec.events.creators import CreatorLookup
 from vidrec.events.sessions import SESSION_TYPES, SessionConflict, SessionWriter
-from vidrec.events.streams import Client, Entry, GroupReader, stream_names
+from vidrec.events.streams import Client, Entry, GroupReader
 from vidrec.events.trending import TrendingWriter
 from vidrec.schema import EngagementEvent, EventType
 from vidrec.serving.impressions import request_variant_key
@@ -88,12 +86,6 @@ def mget_any(client: Client, keys: Sequence[str]) -> list[bytes | None]:
     return list(client.mget(keys))  # type: ignore[arg-type]
 
 
-def default_consumer() -> str:
-    """A consumer name unique per process (a restarted pod gets a new one; XAUTOCLAIM
-    hands it the old one's pending entries once they are idle)."""
-    return f"{socket.gethostname()}-{os.getpid()}"
-
-
 def _merge(a: bool | None, b: bool | None) -> bool | None:
     """An event's status over its units: applied by any > duplicate in any > no unit."""
     if a is None or b is None:
@@ -123,15 +115,10 @@ class EventProcessor:
         clock: Callable[[], float] = time.time,
     ) -> None:
         n = cfg.features.n_buckets
-        self.reader = GroupReader(
-            client,
-            stream_names(cfg.serving.event_stream_prefix, cfg.serving.event_partitions),
-            group,
-            consumer or default_consumer(),
-            count=count,
-            block_ms=block_ms,
-            claim_min_idle_ms=claim_min_idle_ms,
-        )
+        self.reader = GroupReader.on_event_streams(
+            client, cfg, group, consumer,
+            count=count, block_ms=block_ms, claim_min_idle_ms=claim_min_idle_ms,
+        )  # fmt: skip
         self.client = client
         self.sessions = SessionWriter(client, n, cfg.features.history_len, ttl_s)
         self.counters = CounterWriter(client, n, ttl_s, cfg.features)

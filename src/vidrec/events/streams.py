@@ -9,6 +9,8 @@ standalone server takes one blocking XREADGROUP over all partitions.
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ import redis
 from pydantic import ValidationError
 from redis.cluster import RedisCluster
 
+from vidrec.config import Config
 from vidrec.events import settings
 from vidrec.schema import EngagementEvent
 
@@ -59,6 +62,12 @@ def _entries(reply: Any) -> list[Entry]:
     return out
 
 
+def default_consumer() -> str:
+    """A consumer name unique per process (a restarted pod gets a new one; XAUTOCLAIM
+    hands it the old one's pending entries once they are idle)."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
 class GroupReader:
     """One consumer of group ``group`` over ``streams``."""
 
@@ -81,6 +90,14 @@ class GroupReader:
         self.block_ms = block_ms
         self.claim_min_idle_ms = claim_min_idle_ms
         self.cluster = isinstance(client, RedisCluster)
+
+    @classmethod
+    def on_event_streams(
+        cls, client: Client, cfg: Config, group: str, consumer: str | None, **reading: int
+    ) -> GroupReader:
+        """A consumer of ``group`` over every engagement-event partition of ``cfg``."""
+        streams = stream_names(cfg.serving.event_stream_prefix, cfg.serving.event_partitions)
+        return cls(client, streams, group, consumer or default_consumer(), **reading)
 
     def ensure_groups(self) -> None:
         """Create the group on every stream (and the stream itself) from its first entry."""
