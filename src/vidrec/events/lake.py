@@ -25,7 +25,7 @@ import redis
 
 from vidrec.config import Config
 from vidrec.events import settings
-from vidrec.events.processor import EventObserver, Tally, backoff
+from vidrec.events.processor import EventObserver, Tally, run_until
 from vidrec.events.streams import Client, Entry, GroupReader
 from vidrec.offline.events_io import write_events
 from vidrec.schema import EVENT_SCHEMA, EngagementEvent
@@ -150,18 +150,13 @@ class LakeWriter:
             self.flush()
         return len(entries)
 
+    def _after_fault(self) -> None:
+        self.observer.failed(1)
+        self.buffer, self._recovered = [], False  # the entries stay pending: reread
+
     def run(self, stop: threading.Event) -> None:
         """Work until ``stop``; then flush what is buffered. Redis faults back off."""
-        faults = 0
-        while not stop.is_set():
-            try:
-                self.step()
-                faults = 0
-            except (redis.RedisError, OSError):
-                faults += 1
-                self.observer.failed(1)
-                self.buffer, self._recovered = [], False  # the entries stay pending: reread
-                stop.wait(backoff(faults))
+        run_until(stop, self.step, self._after_fault, (redis.RedisError, OSError))
         try:
             self.flush()
         except (redis.RedisError, OSError):

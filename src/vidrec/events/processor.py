@@ -93,6 +93,25 @@ def _merge(a: bool | None, b: bool | None) -> bool | None:
     return a or b
 
 
+def run_until(
+    stop: threading.Event,
+    step: Callable[[], object],
+    after_fault: Callable[[], None],
+    faults_of: tuple[type[BaseException], ...],
+) -> None:
+    """Call ``step`` until ``stop``; after a dependency fault, ``after_fault`` then back off
+    (longer on each consecutive fault). Anything else is a bug and propagates."""
+    faults = 0
+    while not stop.is_set():
+        try:
+            step()
+            faults = 0
+        except faults_of:
+            faults += 1
+            after_fault()
+            stop.wait(backoff(faults))
+
+
 def backoff(faults: int) -> float:
     return settings.RETRY_BACKOFF_S[min(faults, len(settings.RETRY_BACKOFF_S)) - 1]
 
@@ -187,13 +206,8 @@ class EventProcessor:
 
     def run(self, stop: threading.Event) -> None:
         """Work until ``stop`` is set; a Redis fault backs off and re-reads pending entries."""
-        faults = 0
-        while not stop.is_set():
-            try:
-                self.step()
-                faults = 0
-            except (redis.RedisError, OSError, SessionConflict):
-                faults += 1
-                self.observer.failed(1)
-                self._recovered = False  # the unacked batch is pending: redo it first
-                stop.wait(backoff(faults))
+        run_until(stop, self.step, self._after_fault, (redis.RedisError, OSError, SessionConflict))
+
+    def _after_fault(self) -> None:
+        self.observer.failed(1)
+        self._recovered = False  # the unacked batch is pending: redo it first
