@@ -109,6 +109,15 @@ def ranker_config(
     )
     config.backend = "python"
     config.parameters["ort_intra_op_threads"].string_value = str(ort_threads)
+    # Warm every instance before it takes traffic: a version loaded mid-rollout otherwise pays
+    # its first-inference setup on live requests, and the canary's p99 shows it.
+    warmup = config.model_warmup.add()
+    warmup.name = "zeros"
+    warmup.batch_size = min(64, cfg.max_batch_size)
+    warm_input = warmup.inputs[RANKER_INPUT]
+    warm_input.data_type = mc.TYPE_FP32
+    warm_input.dims.append(input_dim)
+    warm_input.zero_data = True
     return config
 
 
