@@ -5,7 +5,7 @@ clients and metrics. Nothing else in the API package constructs a client.
 
 Hydration stays in-process (FeatureFetcher on the shared Redis client): the hot path reads a
 user context and ~500 video vectors per request, and an extra HTTP hop to the Features service
-would add its serialisation and ~2 ms to every request for no isolation benefit.
+would add a round trip and vector serialisation to every request for no isolation benefit.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from vidrec.events.trending import TrendingWriter
 from vidrec.features import make_store, user_spec
 from vidrec.features.stores import OnlineStore
 from vidrec.pipeline.clients import RetrievalClient
+from vidrec.pipeline.fallbacks import PopularList
 from vidrec.pipeline.runner import PipelineRunner
 from vidrec.pipeline.surfaces import (
     PipelineDeps,
@@ -83,6 +84,7 @@ def build_api(
         ranker=ranker,
         impressions=RedisStreamImpressionSink(client, s.impression_stream, IMPRESSION_MAXLEN),
         head_weights=cfg.ranking.head_weights,
+        popular=PopularList(retrieval, s.popular_refresh_s, s.popular_k),
     )
     surfaces = {
         "home": home_surface(deps, s),
