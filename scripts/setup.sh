@@ -50,6 +50,22 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-# 4. Triton's python backend needs the stub built for our interpreter beside the backend.
+# 4. The operator's overlay venv: the kserve SDK (and the older psutil/python-dateutil it pins)
+#    on top of .venv's packages, for the tests that need both kserve and vidrec. kserve may not
+#    share a process with tritonclient.grpc (kserve/kserve#3099); the operator image is the
+#    same split.
+OPVENV=$ROOT/.venv-operator
+opwant=$(grep -o 'kserve==[0-9.]*' pyproject.toml)
+if [ ! -f "$OPVENV/.vidrec-installed" ] || [ "$(cat "$OPVENV/.vidrec-installed")" != "$opwant" ]; then
+  step "operator overlay venv at $OPVENV ($opwant)"
+  "$PY" -m venv "$OPVENV"
+  site=$("$OPVENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  base=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  echo "import site; site.addsitedir('$base')" > "$site/_vidrec_base.pth"
+  "$OPVENV/bin/pip" install -q "$opwant"
+  echo "$opwant" > "$OPVENV/.vidrec-installed"
+fi
+
+# 5. Triton's python backend needs the stub built for our interpreter beside the backend.
 "$VENV/bin/vidrec" triton prepare
 step "setup done: $("$VENV/bin/python" --version), helm $("$TOOLS/bin/helm" version --short 2>/dev/null)"

@@ -219,6 +219,71 @@ def test_kserve_rollback_restores_stable_uri() -> None:
     assert api.obj["spec"]["predictor"] == {"model": {"storageUri": target.stable}}
 
 
+STANDARD_ISVC = {
+    "metadata": {"annotations": {"serving.kserve.io/deploymentMode": "RawDeployment"}},
+    "spec": {
+        "predictor": {
+            "name": "v3",
+            "minReplicas": 2,
+            "model": {"modelFormat": {"name": "triton"}, "storageUri": "s3://m/ranker/3"},
+        }
+    },
+}
+
+
+def test_kserve_standard_mode_dark_launches_weights_and_promotes_by_name() -> None:
+    target = RouteTarget(model="ranker", stable="s3://m/ranker/3", candidate="s3://m/ranker/4")
+    api = MergePatchObjects(copy.deepcopy(STANDARD_ISVC))
+    router = KServeRouter(target, api=api)
+    router.reconcile()
+    router.reconcile()  # idempotent: one entry, not two
+    (entry,) = api.obj["spec"]["canary"]
+    assert entry["trafficPercent"] == 0 and router.get_weights() == (100, 0)
+    # The candidate is the stable predictor (replicas, format) on the candidate's model.
+    assert entry["predictor"]["minReplicas"] == 2
+    assert entry["predictor"]["model"]["storageUri"] == target.candidate
+    assert entry["predictor"]["name"] == router.canary != "v3"
+    assert "canaryTrafficPercent" not in api.obj["spec"]["predictor"]  # Knative-only field
+    router.set_weights(80, 20)
+    assert api.obj["spec"]["canary"][0]["trafficPercent"] == 20
+    # The controller's view wins once it reports.
+    api.obj["status"] = {"canaryStatuses": [{"name": router.canary, "trafficPercent": 10}]}
+    assert router.get_weights() == (90, 10)
+    del api.obj["status"]
+    router.set_weights(0, 100)
+    router.finalize()
+    predictor = api.obj["spec"]["predictor"]
+    assert api.obj["spec"]["canary"] == []
+    assert predictor["name"] == router.canary and predictor["minReplicas"] == 2
+    assert predictor["model"]["storageUri"] == target.candidate
+    assert router.get_weights() == (0, 100)
+
+
+def test_kserve_standard_mode_rollback_keeps_other_canaries_and_the_stable() -> None:
+    target = RouteTarget(model="ranker", stable="5", candidate="6", mode="standard")
+    isvc = copy.deepcopy(STANDARD_ISVC)
+    del isvc["metadata"]  # the mode comes from params here
+    someone_elses = {"predictor": {"name": "shadow"}, "trafficPercent": 0}
+    isvc["spec"]["canary"] = [someone_elses]
+    api = MergePatchObjects(isvc)
+    router = KServeRouter(target, api=api)
+    assert router.canary == "v6"
+    router.reconcile()
+    router.set_weights(60, 40)
+    assert [e["trafficPercent"] for e in api.obj["spec"]["canary"]] == [0, 40]
+    router.set_weights(100, 0)
+    router.finalize()
+    assert api.obj["spec"]["canary"] == [someone_elses]
+    assert api.obj["spec"]["predictor"] == STANDARD_ISVC["spec"]["predictor"]
+
+
+def test_kserve_unknown_mode_names_the_param() -> None:
+    target = RouteTarget(model="ranker", stable="1", candidate="2", mode="blue")
+    router = KServeRouter(target, api=MergePatchObjects(copy.deepcopy(STANDARD_ISVC)))
+    with pytest.raises(ValueError, match=r"trafficRouter.params.mode"):
+        router.reconcile()
+
+
 def test_nop_router_and_registry() -> None:
     router = NopRouter(TARGET)
     router.set_weights(40, 60)

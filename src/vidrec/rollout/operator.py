@@ -85,12 +85,16 @@ class Deps:
 
 def build_deps(spec: RolloutSpec, namespace: str, settings: OperatorSettings) -> Deps:
     """Router and providers from the registries; Triton only when a URL is configured."""
+    params = spec.traffic_router.params
     target = RouteTarget(
         model=spec.model,
         stable=spec.stable_version,
         candidate=spec.candidate_version,
         namespace=namespace,
-        name=str(spec.traffic_router.params.get("name", "")),
+        name=str(params.get("name", "")),
+        stable_backend=str(params.get("stableBackend", "")),
+        candidate_backend=str(params.get("candidateBackend", "")),
+        mode=str(params.get("mode", "")),
     )
     if spec.traffic_router.type not in ROUTERS:
         known = sorted(ROUTERS)

@@ -21,6 +21,7 @@ class RouteTarget:
     name: str = ""  # the object the router edits (ConfigMap, InferenceService, HTTPRoute)
     stable_backend: str = ""  # Gateway API: the stable Service (default <model>-stable)
     candidate_backend: str = ""  # Gateway API: the candidate Service (default <model>-canary)
+    mode: str = ""  # KServe: "standard" or "knative"; empty = the InferenceService's annotation
 
     @property
     def object_name(self) -> str:

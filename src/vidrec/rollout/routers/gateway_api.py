@@ -37,7 +37,7 @@ class GatewayAPIRouter:
         if not ours:
             raise ValueError(
                 f"HTTPRoute {self.target.namespace}/{self.target.object_name}: no rule has "
-                f"backendRef {self.stable_backend!r} (trafficRouter.stableBackend)"
+                f"backendRef {self.stable_backend!r} (trafficRouter.params.stableBackend)"
             )
         return rules
 
