@@ -2,7 +2,8 @@
 
 Run: ``kopf run --all-namespaces operators/rollout/handlers.py``. Settings come from
 ``VIDREC_ROLLOUT__*`` (tick interval, Prometheus and Triton URLs) and ``VIDREC_REDIS__*``
-(the gateway-table router). Every transition is written to status and posted as an Event.
+(the gateway-table router). Every transition is written to status and posted as an Event;
+``vidrec_rollout_*`` series are served on ``VIDREC_ROLLOUT__METRICS_PORT`` (0 = off).
 """
 
 from __future__ import annotations
@@ -10,13 +11,22 @@ from __future__ import annotations
 from typing import Any
 
 import kopf
+from prometheus_client import start_http_server
 
 from vidrec.rollout import operator as op
+from vidrec.rollout.metrics import RolloutMetrics
 from vidrec.rollout.spec import Phase, RolloutSpec, SpecError
 
 RESOURCE = ("vidrec.io", "v1alpha1", "modelrollouts")
 SETTINGS = op.OperatorSettings.from_env()
 LIVE = {p.value for p in Phase if not p.terminal}
+METRICS = RolloutMetrics()
+
+
+@kopf.on.startup()
+def serve_metrics(**_: Any) -> None:
+    if SETTINGS.metrics_port:
+        start_http_server(SETTINGS.metrics_port, registry=METRICS.registry)
 
 
 def _live(status: kopf.Status, **_: Any) -> bool:
@@ -46,6 +56,8 @@ def _advance(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, command: str |
     except op.DependencyError as exc:
         raise kopf.TemporaryError(str(exc), delay=SETTINGS.tick_s) from exc
     patch.status.update(result.status)
+    namespace, name = body.metadata.namespace or "default", body.metadata.name or ""
+    METRICS.record(namespace, name, result.phase, result.weight, result.results)
     for event in result.events:
         post = kopf.warn if event.warning else kopf.info
         post(body, reason=event.reason, message=event.message)
@@ -83,7 +95,10 @@ def paused_changed(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any
 
 
 @kopf.on.delete(*RESOURCE)
-def finalize(spec: kopf.Spec, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+def finalize(
+    spec: kopf.Spec, name: str | None, namespace: str | None, memo: kopf.Memo, **_: Any
+) -> None:
+    METRICS.forget(namespace or "default", name or "")
     try:
         op.finalize(_deps(memo, _spec(spec), namespace or "default"))
     except op.DependencyError as exc:

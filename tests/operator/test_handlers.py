@@ -11,11 +11,13 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import pytest_asyncio
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.redis_servers import standalone_redis
+from tests.integration.redis_servers import _free_port, standalone_redis
 from tests.operator.conftest import Cluster, run_operator
 from tests.operator.serving_metrics import Canary, fake_serving, prometheus
 from vidrec.config import load_config
@@ -74,8 +76,26 @@ async def world(
         url = stack.enter_context(prometheus(target, tmp_path))
         monkeypatch.setenv("VIDREC_ROLLOUT__PROMETHEUS_URL", url)
         monkeypatch.setenv("VIDREC_ROLLOUT__TICK_S", "0.5")
+        port = _free_port()
+        monkeypatch.setenv("VIDREC_ROLLOUT__METRICS_PORT", str(port))
+        cluster.metrics_url = f"http://127.0.0.1:{port}/metrics"  # type: ignore[attr-defined]
         async with run_operator(cluster, HANDLERS):
             yield cluster
+
+
+async def operator_series(world: Cluster, name: str) -> dict[str, float]:
+    """The operator's own vidrec_rollout_* samples for one rollout, by name/phase or verdict
+    (summed over the other labels)."""
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(world.metrics_url)).text  # type: ignore[attr-defined]
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.labels.get("rollout") == name:
+                extra = sample.labels.get("phase") or sample.labels.get("verdict") or ""
+                key = f"{sample.name}/{extra}".rstrip("/")
+                out[key] = out.get(key, 0.0) + sample.value
+    return out
 
 
 def routing_weights(url: str) -> dict[str, float]:
@@ -101,6 +121,11 @@ async def test_healthy_candidate_walks_the_steps_to_succeeded(
     assert routing_weights(redis_url) in ({"stable": 0, "canary": 100}, {"stable": 100})
     reasons = [e["reason"] for e in await world.events(name)]
     assert "Progressing" in reasons and "Succeeded" in reasons, reasons
+    series = await operator_series(world, name)
+    assert series["vidrec_rollout_phase/Succeeded"] == 1.0
+    assert series["vidrec_rollout_phase/Progressing"] == 0.0
+    assert series["vidrec_rollout_canary_weight"] == 100.0
+    assert series["vidrec_rollout_analysis_total/Pass"] >= 4
 
 
 @pytest.mark.parametrize(
@@ -122,6 +147,10 @@ async def test_bad_candidate_is_rolled_back_with_the_metric_named(
     assert routing_weights(redis_url).get("canary", 0) == 0
     warnings = [e for e in await world.events(name) if e["type"] == "Warning"]
     assert any(e["reason"] == "RolledBack" for e in warnings), warnings
+    series = await operator_series(world, name)
+    assert series["vidrec_rollout_phase/RolledBack"] == 1.0
+    assert series["vidrec_rollout_canary_weight"] == 0.0
+    assert series["vidrec_rollout_analysis_total/Fail"] >= 1
 
 
 @pytest.mark.parametrize("world", [Canary(present=False)], indirect=True, ids=["no-data"])

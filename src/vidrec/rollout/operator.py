@@ -63,6 +63,7 @@ class OperatorSettings:
     tick_s: float = 5.0
     prometheus_url: str = ""  # "" → the local stack's Prometheus
     triton_url: str = ""  # "" → versions are managed elsewhere (ExternalModels)
+    metrics_port: int = 0  # the operator's /metrics (vidrec_rollout_*); 0 = not served
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -71,7 +72,9 @@ class OperatorSettings:
         if not r.tick_s > 0:
             raise ValueError(f"VIDREC_ROLLOUT__TICK_S: must be > 0, got {r.tick_s}")
         prometheus = r.prometheus_url or f"http://127.0.0.1:{cfg.stack.prometheus_port}"
-        return cls(r.tick_s, prometheus, r.triton_url)
+        if not 0 <= r.metrics_port <= 65535:
+            raise ValueError(f"VIDREC_ROLLOUT__METRICS_PORT: not a port, got {r.metrics_port}")
+        return cls(r.tick_s, prometheus, r.triton_url, r.metrics_port)
 
 
 @dataclass
@@ -115,6 +118,8 @@ class TickResult:
     status: dict[str, Any]  # the new status (camelCase), for patch.status
     events: tuple[Notify, ...]  # one per transition: the handler emits them as Events
     phase: str
+    weight: int = 0  # the candidate's share after this tick
+    results: tuple[MetricResult, ...] = ()  # the analysis run this tick made, if one was due
 
 
 def _guard(what: str, fn: Callable[[], Any]) -> Any:
@@ -194,11 +199,13 @@ def tick(
     """Observe → ``engine.step`` → apply every action → the status to write."""
     now = time.time() if now is None else now
     status = RolloutStatus.from_dict(raw_status)
-    decision = engine.step(spec, status, observe(spec, status, deps, command, now), now)
+    observed = observe(spec, status, deps, command, now)
+    decision = engine.step(spec, status, observed, now)
     for action in decision.actions:
         apply(action, spec, deps)
     events = tuple(a for a in decision.actions if isinstance(a, Notify))
-    return TickResult(decision.status.to_dict(), events, decision.status.phase.value)
+    new = decision.status
+    return TickResult(new.to_dict(), events, new.phase.value, new.canary_weight, observed.results)
 
 
 def finalize(deps: Deps) -> None:
