@@ -49,6 +49,11 @@ class RedisConfig:
     max_concurrency: int = 32  # redis.asyncio cluster fails under ~200 concurrent calls
     socket_timeout_s: float = 0.5
     batch_size: int = 500  # keys per pipeline write during materialisation
+    # AUTH and TLS (vidrec.security.redis_conn): every client the code builds uses them.
+    username: str = ""  # ACL user ("" = the default user)
+    password: str = field(default="", repr=False)  # "" = no AUTH
+    tls: bool = False  # rediss:// semantics whatever the URL scheme says
+    tls_ca_file: str = ""  # CA bundle that signed the server certificate ("" = system CAs)
 
 
 @dataclass(frozen=True)
@@ -136,6 +141,14 @@ class ServingConfig:
     impression_stream: str = "vidrec:impressions"
     event_stream_prefix: str = "vidrec:events"
     event_partitions: int = 16  # event streams per prefix; a user's events stay in one
+    # Public API security (vidrec.security). Empty = off: the local-dev default; the chart
+    # turns auth on from a Secret. Keys and JWTs travel as `Authorization: Bearer <token>`.
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    jwt_secret: str = field(default="", repr=False)  # HS256 shared secret; "" = JWT off
+    jwt_audience: str = ""  # required `aud` claim when set
+    # Per-client token bucket (client = API key / JWT sub / remote address); 0 = off.
+    rate_limit_per_s: float = 0.0
+    rate_limit_burst: int = 0  # bucket size; 0 = 2 x rate_limit_per_s
     # Serving "now": "log" = the end of the artefact's event log (demo, tests: the simulated
     # log is in 2020); "wall" = the wall clock (production, fed by the live event stream).
     clock: str = "log"
@@ -162,6 +175,12 @@ class EventsConfig:
     lake_metrics_port: int = 9466
     max_stream_len: int = 500_000  # per partition: above it, intake answers 429
     retry_after_s: int = 1
+    # Privacy (vidrec.security): user ids become HMAC-SHA256(id_salt, id) before the lake and
+    # logs ("" = ids kept as they are: local dev); the lake is Parquet-encrypted with lake_key
+    # (hex or base64, 128/192/256-bit; "" = plaintext). Both come from Secrets in the chart.
+    id_salt: str = field(default="", repr=False)
+    lake_key: str = field(default="", repr=False)
+    tombstone_key: str = "vidrec:tombstones"  # Redis hash: pseudonymous id -> deleted at (ms)
 
 
 @dataclass(frozen=True)
@@ -171,6 +190,7 @@ class RolloutConfig:
     tick_s: float = 5.0
     prometheus_url: str = ""  # "" → the local stack's Prometheus (stack.prometheus_port)
     triton_url: str = ""  # "" → model versions are managed elsewhere (e.g. KServe)
+    metrics_port: int = 8080  # the operator's own /metrics (vidrec_rollout_*); 0 = off
 
 
 @dataclass(frozen=True)
