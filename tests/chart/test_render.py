@@ -1,0 +1,411 @@
+"""charts/vidrec checked by real tools: helm lint/template, kubernetes-validate --strict,
+and assertions on the rendered manifests of each profile."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.chart.render import (
+    BUILTIN_GROUPS,
+    CHART,
+    KUBERNETES_VALIDATE,
+    PROFILES,
+    by_kind,
+    containers,
+    find,
+    group_of,
+    helm,
+    pod_specs,
+    render_with,
+    rendered,
+)
+from vidrec.config import Config
+from vidrec.stack import services
+
+GPU = "nvidia.com/gpu"
+LONG_RUNNING = ("Deployment/", "StatefulSet/", "ServingRuntime/")
+
+
+@pytest.mark.parametrize("profile", list(PROFILES))
+def test_helm_lint_passes_strict(profile: str) -> None:
+    args = ["lint", str(CHART), "--strict"]
+    for values in PROFILES[profile]:
+        args += ["-f", str(values)]
+    result = helm(*args, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 chart(s) failed" in result.stdout
+
+
+@pytest.mark.parametrize("profile", list(PROFILES))
+def test_profile_renders_the_expected_objects(profile: str) -> None:
+    docs = rendered(profile)
+    kinds = {d["kind"] for d in docs}
+    expected = {
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "StatefulSet",
+        "Job",
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+        "ClusterRole",
+        "NetworkPolicy",
+        "ConfigMap",
+        "Secret",
+        "ServiceMonitor",
+        "PrometheusRule",
+    }
+    assert expected <= kinds, expected - kinds
+    isvc = by_kind(docs, "InferenceService")
+    if profile == "cpu":  # triton.mode=deployment: no KServe objects at all
+        assert not isvc and not by_kind(docs, "ServingRuntime")
+        find(docs, "Deployment", "vidrec-triton")
+    else:
+        assert len(isvc) == 1 and len(by_kind(docs, "ServingRuntime")) == 1
+        assert "vidrec-triton" not in {d["metadata"]["name"] for d in by_kind(docs, "Deployment")}
+
+
+@pytest.mark.parametrize("version", ["1.30.0", "1.35.0"])
+@pytest.mark.parametrize("profile", list(PROFILES))
+def test_builtin_kinds_pass_kubernetes_validate_strict(
+    profile: str, version: str, tmp_path: Path
+) -> None:
+    builtin = [d for d in rendered(profile) if group_of(d) in BUILTIN_GROUPS]
+    assert len(builtin) > 20
+    path = tmp_path / f"{profile}.yaml"
+    path.write_text(yaml.safe_dump_all(builtin))
+    cmd = [str(KUBERNETES_VALIDATE), "--strict", "-k", version, "--quiet", str(path)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_kubernetes_validate_catches_a_bad_manifest(tmp_path: Path) -> None:
+    """The validator really checks: a typo'd field fails --strict."""
+    deployment = find(rendered("cpu"), "Deployment", "vidrec-recommender")
+    deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolicie"] = "Always"
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(deployment))
+    cmd = [str(KUBERNETES_VALIDATE), "--strict", "-k", "1.35.0", "--quiet", str(path)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "imagePullPolicie" in result.stdout + result.stderr
+
+
+def _gpu_requests(docs: Any) -> dict[str, tuple[str, str]]:
+    found = {}
+    for doc in docs:
+        for where, c, _pod, _init in containers(doc):
+            res = c.get("resources", {})
+            if GPU in res.get("requests", {}) or GPU in res.get("limits", {}):
+                found[where] = (res.get("requests", {}).get(GPU), res.get("limits", {}).get(GPU))
+        if doc["kind"] == "InferenceService":
+            res = doc["spec"]["predictor"]["model"].get("resources", {})
+            if GPU in res.get("requests", {}) or GPU in res.get("limits", {}):
+                found[f"InferenceService/{doc['metadata']['name']}/model"] = (
+                    res.get("requests", {}).get(GPU),
+                    res.get("limits", {}).get(GPU),
+                )
+    return found
+
+
+@pytest.mark.parametrize("profile", ["default", "cpu"])
+def test_no_gpu_outside_the_gpu_profile(profile: str) -> None:
+    assert _gpu_requests(rendered(profile)) == {}
+
+
+def test_only_triton_requests_gpus_in_the_gpu_profile() -> None:
+    found = _gpu_requests(rendered("gpu"))
+    assert set(found) == {
+        "ServingRuntime/vidrec-triton/kserve-container",
+        "InferenceService/vidrec-triton/init:trt-build",
+        "InferenceService/vidrec-triton/model",
+    }
+    assert all(v == (1, 1) for v in found.values()), found  # requests == limits for GPUs
+
+
+def test_gpu_profile_schedules_triton_on_gpu_nodes() -> None:
+    predictor = find(rendered("gpu"), "InferenceService", "vidrec-triton")["spec"]["predictor"]
+    assert predictor["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert {"key": GPU, "operator": "Exists", "effect": "NoSchedule"} in predictor["tolerations"]
+    for where, pod in pod_specs(find(rendered("gpu"), "Deployment", "vidrec-recommender")):
+        assert "tolerations" not in pod and "nodeSelector" not in pod, where
+
+
+@pytest.mark.parametrize("profile", list(PROFILES))
+def test_every_container_is_hardened_and_bounded(profile: str) -> None:
+    problems = []
+    n = 0
+    for doc in rendered(profile):
+        for where, c, pod, init in containers(doc):
+            n += 1
+            sc, psc = c.get("securityContext", {}), pod.get("securityContext", {})
+            image = c.get("image", "")
+            limits = c.get("resources", {}).get("limits", {})
+            requests = c.get("resources", {}).get("requests", {})
+            if not (sc.get("runAsNonRoot") or psc.get("runAsNonRoot")):
+                problems.append(f"{where}: may run as root")
+            if psc.get("runAsUser") == 0 or sc.get("runAsUser") == 0:
+                problems.append(f"{where}: runAsUser 0")
+            if sc.get("readOnlyRootFilesystem") is not True:
+                problems.append(f"{where}: root filesystem writable")
+            if sc.get("allowPrivilegeEscalation") is not False:
+                problems.append(f"{where}: privilege escalation allowed")
+            if not {"cpu", "memory"} <= set(limits) or not {"cpu", "memory"} <= set(requests):
+                problems.append(f"{where}: cpu/memory requests and limits missing")
+            if image.endswith(":latest") or not re.search(
+                r"(:[\w.-]+|@sha256:[0-9a-f]{64})$", image
+            ):
+                problems.append(f"{where}: image {image!r} is unpinned or :latest")
+            if (
+                not init
+                and where.startswith(LONG_RUNNING)
+                and not ("livenessProbe" in c and "readinessProbe" in c)
+            ):
+                problems.append(f"{where}: liveness/readiness probe missing")
+            mounts = {m["mountPath"] for m in c.get("volumeMounts", [])}
+            if "/tmp" not in mounts and "/data" not in mounts and doc["kind"] != "Job":
+                problems.append(f"{where}: no writable /tmp")
+    assert n >= 10
+    assert problems == []
+
+
+def test_hardening_check_catches_a_bad_container() -> None:
+    """The hardening assertions fail on what they should (a :latest image, no limits)."""
+    docs = [d for d in rendered("cpu") if d["kind"] != "Deployment"]
+    bad = find(rendered("cpu"), "Deployment", "vidrec-grpc")
+    c = bad["spec"]["template"]["spec"]["containers"][0]
+    c["image"], c["resources"] = "ghcr.io/vidrec/vidrec-recommender:latest", {}
+    found = [
+        w
+        for d in [*docs, bad]
+        for w, c2, _, _ in containers(d)
+        if c2.get("image", "").endswith(":latest") or not c2.get("resources")
+    ]
+    assert found == ["Deployment/vidrec-grpc/grpc"]
+
+
+def _config_env_names() -> set[str]:
+    cfg = Config()
+    return {
+        f"VIDREC_{s.name.upper()}__{f.name.upper()}"
+        for s in dataclasses.fields(cfg)
+        for f in dataclasses.fields(getattr(cfg, s.name))
+    }
+
+
+@pytest.mark.parametrize("profile", list(PROFILES))
+def test_every_vidrec_variable_is_a_real_setting(profile: str) -> None:
+    docs = rendered(profile)
+    names = set(find(docs, "ConfigMap", "vidrec-env")["data"])
+    for doc in docs:
+        for _where, c, _pod, _init in containers(doc):
+            names |= {e["name"] for e in c.get("env", [])}
+    vidrec = {n for n in names if n.startswith("VIDREC_")}
+    assert vidrec - _config_env_names() == set()
+    assert {"VIDREC_REDIS__URL", "VIDREC_TRITON__MODEL_NAME", "VIDREC_SERVING__API_KEYS"} <= vidrec
+
+
+def test_secrets_come_from_secret_refs_and_auth_is_on_by_default() -> None:
+    docs = rendered("default")
+    c = find(docs, "Deployment", "vidrec-recommender")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e for e in c["env"]}
+    for name in (
+        "VIDREC_SERVING__API_KEYS",
+        "VIDREC_SERVING__JWT_SECRET",
+        "VIDREC_REDIS__PASSWORD",
+        "VIDREC_EVENTS__ID_SALT",
+        "VIDREC_EVENTS__LAKE_KEY",
+    ):
+        assert "secretKeyRef" in env[name]["valueFrom"], name
+        assert "value" not in env[name]
+    cm = find(docs, "ConfigMap", "vidrec-env")["data"]
+    assert cm["VIDREC_REDIS__TLS"] == "false"
+    assert not any(k in cm for k in ("VIDREC_SERVING__API_KEYS", "VIDREC_REDIS__PASSWORD"))
+    secret = find(docs, "Secret", "vidrec-secrets")
+    assert set(secret["data"]) == {
+        "api-keys",
+        "jwt-secret",
+        "id-salt",
+        "lake-key",
+        "redis-password",
+    }
+    assert all(secret["data"].values())
+    off = render_with("auth.enabled=false", "redis.tls=true")
+    c = find(off, "Deployment", "vidrec-recommender")["spec"]["template"]["spec"]["containers"][0]
+    assert "VIDREC_SERVING__API_KEYS" not in {e["name"] for e in c["env"]}
+    assert find(off, "ConfigMap", "vidrec-env")["data"]["VIDREC_REDIS__TLS"] == "true"
+
+
+def test_config_values_become_environment() -> None:
+    docs = render_with("config.serving.deadline_total_ms=80", "config.events.read_count=500")
+    data = find(docs, "ConfigMap", "vidrec-env")["data"]
+    assert data["VIDREC_SERVING__DEADLINE_TOTAL_MS"] == "80"
+    assert data["VIDREC_EVENTS__READ_COUNT"] == "500"
+
+
+def test_processes_run_the_local_stack_commands() -> None:
+    docs = rendered("cpu")
+    pod = find(docs, "Deployment", "vidrec-recommender")["spec"]["template"]["spec"]
+    cmd = pod["containers"][0]["command"]
+    assert cmd[:4] == ["python", "-m", "bentoml", "serve"]
+    assert cmd[4] == f"{services.BENTO_SERVICE_FILE}:Recommender"
+    assert (Path(CHART).parents[1] / services.BENTO_SERVICE_FILE).is_file()
+    grpc = find(docs, "Deployment", "vidrec-grpc")["spec"]["template"]["spec"]["containers"][0]
+    assert grpc["command"] == ["python", "-m", services.GRPC_MODULE]
+    for name, sub in (("processor", "process"), ("lake", "lake")):
+        dep = find(docs, "Deployment", f"vidrec-events-{name}")
+        c = dep["spec"]["template"]["spec"]["containers"][0]
+        assert c["command"] == ["python", "-m", "vidrec.events"] and c["args"][0] == sub
+    triton = find(docs, "Deployment", "vidrec-triton")["spec"]["template"]["spec"]["containers"][0]
+    assert "--model-control-mode=explicit" in triton["args"]
+    assert "--load-model=ranker" in triton["args"]
+    prepare = find(docs, "Job", "vidrec-prepare")["spec"]["template"]["spec"]["containers"][0]
+    assert [*prepare["command"], *prepare["args"][:2]] == ["vidrec", "serve", "prepare"]
+
+
+def test_tensorrt_plan_is_built_in_the_triton_pod_of_the_gpu_profile() -> None:
+    docs = rendered("gpu")
+    predictor = find(docs, "InferenceService", "vidrec-triton")["spec"]["predictor"]
+    init = {c["name"]: c for c in predictor["initContainers"]}
+    assert list(init) == ["model-init", "trt-build"]  # fetch the ONNX first, then build
+    trt = init["trt-build"]
+    values = yaml.safe_load((CHART / "values.yaml").read_text())["triton"]
+    assert trt["image"] == f"nvcr.io/nvidia/tensorrt:{values['ngcRelease']}-py3"
+    env = {e["name"]: e["value"] for e in trt["env"]}
+    assert (env["TRT_MIN_BATCH"], env["TRT_OPT_BATCH"], env["TRT_MAX_BATCH"]) == (
+        "1",
+        "512",
+        "1024",
+    )
+    assert env["TRT_FP16"] == "1"
+    script = find(docs, "ConfigMap", "vidrec-trt-build")["data"]["trt-build.sh"]
+    assert "--fp16" in script and "sha256sum" in script and "compute_cap" in script
+    assert "--minShapes" in script and "--optShapes" in script and "--maxShapes" in script
+    runtime = find(docs, "ServingRuntime", "vidrec-triton")["spec"]["containers"][0]
+    assert "--load-model=ranker_trt" in runtime["args"]
+    assert (
+        find(docs, "ConfigMap", "vidrec-env")["data"]["VIDREC_TRITON__MODEL_NAME"] == "ranker_trt"
+    )
+    model_init = init["model-init"]["args"]
+    assert model_init[model_init.index("--models") + 1] == "ranker,ranker_trt"
+    fp32 = render_with("triton.tensorrt.fp16=false", "triton.tensorrt.optBatch=256", profile="gpu")
+    p = find(fp32, "InferenceService", "vidrec-triton")["spec"]["predictor"]
+    env = {e["name"]: e["value"] for e in p["initContainers"][1]["env"]}
+    assert (env["TRT_FP16"], env["TRT_OPT_BATCH"]) == ("0", "256")
+    cpu = rendered("cpu")
+    pod = find(cpu, "Deployment", "vidrec-triton")["spec"]["template"]["spec"]
+    assert [c["name"] for c in pod["initContainers"]] == ["model-init"]
+
+
+def test_services_select_pods_that_exist() -> None:
+    for profile in PROFILES:
+        docs = rendered(profile)
+        pod_labels = []
+        for doc in docs:
+            if doc["kind"] in {"Deployment", "StatefulSet"}:
+                pod_labels.append(doc["spec"]["template"]["metadata"]["labels"])
+            if doc["kind"] == "InferenceService":
+                pod_labels.append(doc["spec"]["predictor"]["labels"])
+        for svc in by_kind(docs, "Service"):
+            sel = svc["spec"]["selector"]
+            assert any(sel.items() <= labels.items() for labels in pod_labels), svc["metadata"]
+
+
+def test_operator_rbac_is_least_privilege() -> None:
+    docs = rendered("gpu")
+    role = find(docs, "Role", "vidrec-operator")
+    rules = {(tuple(r["apiGroups"]), tuple(r["resources"])): r for r in role["rules"]}
+    for r in role["rules"]:
+        assert "*" not in r["verbs"] and "*" not in r["resources"] and "*" not in r["apiGroups"]
+        assert not {"delete", "deletecollection", "update"} & set(r["verbs"]), r
+        assert "secrets" not in r["resources"]
+    assert set(rules[(("vidrec.io",), ("modelrollouts",))]["verbs"]) == {
+        "get",
+        "list",
+        "watch",
+        "patch",
+    }
+    assert set(rules[(("vidrec.io",), ("modelrollouts/status",))]["verbs"]) == {"get", "patch"}
+    isvc = rules[(("serving.kserve.io",), ("inferenceservices",))]
+    assert isvc["resourceNames"] == ["ranker", "vidrec-triton"]
+    cm = [r for r in role["rules"] if r["resources"] == ["configmaps"] and "patch" in r["verbs"]]
+    assert cm[0]["resourceNames"] == ["ranker"]
+    cluster = find(docs, "ClusterRole", "vidrec-vidrec-operator-crds")
+    assert cluster["rules"] == [
+        {
+            "apiGroups": ["apiextensions.k8s.io"],
+            "resources": ["customresourcedefinitions"],
+            "verbs": ["list", "watch"],
+        }
+    ]
+    op = find(docs, "Deployment", "vidrec-operator")["spec"]["template"]["spec"]
+    assert op["serviceAccountName"] == "vidrec-operator"
+    assert "--namespace=vidrec" in op["containers"][0]["args"]
+    pods = [p for d in docs if d["kind"] != "ServingRuntime" for _w, p in pod_specs(d)]
+    assert [p.get("automountServiceAccountToken") for p in pods if p is not op] == [False] * (
+        len(pods) - 1
+    )  # only the operator holds an API token
+    wide = render_with("operator.scope=cluster")
+    assert find(wide, "ClusterRole", "vidrec-vidrec-operator")
+    assert not by_kind(wide, "Role")
+
+
+def test_network_policies_default_deny_and_open_only_service_ports() -> None:
+    docs = rendered("default")
+    pols = {p["metadata"]["name"]: p for p in by_kind(docs, "NetworkPolicy")}
+    deny = pols["vidrec-default-deny"]["spec"]
+    assert deny["policyTypes"] == ["Ingress"] and "ingress" not in deny
+    triton = pols["vidrec-triton"]["spec"]["ingress"][0]
+    allowed = triton["from"][0]["podSelector"]["matchExpressions"][1]["values"]
+    assert allowed == ["recommender", "grpc", "operator"]
+
+
+def test_bundled_or_external_redis() -> None:
+    docs = rendered("default")
+    sts = find(docs, "StatefulSet", "vidrec-redis")
+    assert sts["spec"]["replicas"] == 3
+    assert "--cluster-enabled yes" in sts["spec"]["template"]["spec"]["containers"][0]["args"][0]
+    find(docs, "Job", "vidrec-redis-cluster-init")
+    ext = render_with("redis.mode=external", "redis.external.url=redis://cache.example:6379/0")
+    assert not by_kind(ext, "StatefulSet")
+    assert find(ext, "ConfigMap", "vidrec-env")["data"]["VIDREC_REDIS__URL"] == (
+        "redis://cache.example:6379/0"
+    )
+
+
+@pytest.mark.parametrize(
+    ("sets", "field"),
+    [
+        (["recommender.replicas=-1"], "/recommender/replicas"),
+        (["triton.mode=knative"], "/triton/mode"),
+        (["triton.backend=tensorrt"], "/triton/gpu/enabled"),
+        (["image.tag=latest"], "/image/tag"),
+        (["redis.mode=external"], "/redis/external/url"),
+        (["redis.bundled.masters=2"], "/redis/bundled/masters"),
+        (["config.servng.clock=wall"], "servng"),
+        (["modelStore.type=uri"], "/modelStore/uri"),
+        (["recommender.resources.limits.cpu=lots"], "/recommender/resources/limits/cpu"),
+        (["recommender.replica=2"], "replica"),
+    ],
+)
+def test_schema_rejects_invalid_values(sets: list[str], field: str) -> None:
+    args = ["template", "vidrec", str(CHART)]
+    for s in sets:
+        args += ["--set", s]
+    result = helm(*args, check=False)
+    assert result.returncode != 0
+    assert "values don't meet the specifications of the schema" in result.stderr
+    assert field in result.stderr, result.stderr
+
+
+def test_lint_rejects_invalid_values_too() -> None:
+    result = helm("lint", str(CHART), "--set", "events.processor.replicas=-3", check=False)
+    assert result.returncode != 0 and "/events/processor/replicas" in result.stdout + result.stderr
