@@ -1,23 +1,28 @@
-"""A rollout end to end on the local stack: Redis Cluster, Triton serving three ranker versions,
-the BentoML Recommender under live API traffic, and the stack's own Prometheus judging it.
+"""Rollouts end to end on the local stack: Redis Cluster, Triton serving four ranker versions,
+the BentoML Recommender under live API traffic, the event processor counting what users do,
+and the stack's own Prometheus judging it.
 
-Version 2 is the trained ranker itself (a healthy candidate); version 3 computes the same scores
-three hundred times over (a deliberately slower candidate). `vidrec rollout run --local`'s engine
-promotes 1 → 2 and then rolls 2 → 3 back on latency, moving real users between variants
-through the Redis routing table.
+Version 2 is the trained ranker itself (a healthy candidate); version 3 answers the same scores
+250 ms late (a slower candidate: a sleep, so it does not steal CPU from the stable version on
+two shared cores); version 4 inverts every score, so it serves the feed's worst candidates
+first (a lower-quality candidate). Traffic is simulated users (:class:`vidrec.data.audience.
+Audience`, the simulator's outcome model) who click and watch what they are actually served,
+posting those events to the API like a client app. ``vidrec rollout run --local``'s engine
+promotes 1 → 2, then rolls 2 → 3 back on latency and 2 → 4 back on CTR.
 """
 
 from __future__ import annotations
 
 import os
-import random
 import shutil
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -25,61 +30,72 @@ from torch import nn
 
 from tests.integration.settings import SLOW_MACHINE
 from tests.integration.test_serving_stack import full_config
+from vidrec.config import load_config
+from vidrec.data.audience import Audience
 from vidrec.models import load_models
 from vidrec.offline.build import EvalSample
+from vidrec.offline.profiles import get_profile
+from vidrec.offline.run import sim_config
 from vidrec.ranking.export import export_ranker_onnx
 from vidrec.rollout.local import run_local
 from vidrec.rollout.operator import OperatorSettings, TickResult
 from vidrec.stack import Stack, read_stack_state
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        os.environ.get("VIDREC_E2E") != "1",
-        reason="opt-in (VIDREC_E2E=1): a 2-3 min run whose p99 gate is still noisy on two shared"
-        " cores (it passed 2 of 5 runs while tuning); the operator tests cover the gates",
-    ),
-]
-SERVICES = {"redis", "prepare", "triton", "retrieval", "features", "recommender", "prometheus"}
+pytestmark = pytest.mark.integration
+SERVICES = {"redis", "prepare", "triton", "retrieval", "features", "recommender", "process",
+            "prometheus"}  # fmt: skip
+SLOW_MODEL_PY = """
+
+# --- rollout e2e: the same model, 250 ms late -------------------------------------------
+import time as _time
+
+_execute = TritonPythonModel.execute
 
 
-class Slower(nn.Module):
-    """(Almost) the same scores, computed ``repeats`` times: a candidate that is only slower.
+def _late(self, requests):
+    _time.sleep(0.25)
+    return _execute(self, requests)
 
-    Each repeat sees the input shifted by a distinct 1e-6·i, so ONNX Runtime's common
-    subexpression elimination cannot merge the copies back into one."""
 
-    def __init__(self, inner: nn.Module, repeats: int) -> None:
+TritonPythonModel.execute = _late
+"""
+
+
+class Inverted(nn.Module):
+    """1 - p for every head: the same model ranking the feed upside down."""
+
+    def __init__(self, inner: nn.Module) -> None:
         super().__init__()
-        self.inner, self.repeats = inner, repeats
+        self.inner = inner
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.inner(x)
-        for i in range(1, self.repeats):
-            out = (out + self.inner(x + 1e-6 * i)) / 2
+        out: torch.Tensor = 1.0 - self.inner(x)
         return out
 
 
 @pytest.fixture(scope="module")
-def two_candidates(artefacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The test artefacts with ranker versions 2 (healthy) and 3 (slow) beside version 1."""
+def candidates(artefacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The test artefacts with ranker versions 2 (healthy), 3 (slow), 4 (worse) beside 1."""
     root = tmp_path_factory.mktemp("rollout-e2e") / "artefacts"
     shutil.copytree(artefacts, root)
     ranker = root / "model_repository" / "ranker"
     shutil.copytree(ranker / "1", ranker / "2")
-    (ranker / "3").mkdir()
-    shutil.copy(ranker / "1" / "model.py", ranker / "3" / "model.py")
+    shutil.copytree(ranker / "1", ranker / "3")
+    with (ranker / "3" / "model.py").open("a") as f:
+        f.write(SLOW_MODEL_PY)
+    (ranker / "4").mkdir()
+    shutil.copy(ranker / "1" / "model.py", ranker / "4" / "model.py")
     serving = load_models(root / "models").ranker.serving
     width = EvalSample.load(root / "models").ranker_x.shape[1]
-    export_ranker_onnx(Slower(serving, 300), width, ranker / "3" / "model.onnx")
+    export_ranker_onnx(Inverted(serving), width, ranker / "4" / "model.onnx")
     return root
 
 
 @pytest.fixture(scope="module")
-def stack(two_candidates: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(candidates: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     saved = dict(os.environ)
     cfg = full_config(tmp_path_factory.mktemp("rollout-stack"))
-    s = Stack(cfg, two_candidates)
+    s = Stack(cfg, candidates)
     try:
         os.environ.update(SLOW_MACHINE)
         s.up(only=SERVICES, progress=False)
@@ -96,41 +112,85 @@ def stack(two_candidates: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 @pytest.fixture(scope="module")
-def traffic(stack: Stack) -> Iterator[None]:
-    """Home feeds for random users, continuously, from two client threads."""
+def audience(candidates: Path) -> Audience:
+    sim = sim_config(get_profile("test"), seed=7)  # the run that built the test artefacts
+    return Audience.of(load_config({}).data.kuairec_dir, sim, seed=1)
+
+
+@pytest.fixture(scope="module")
+def traffic(stack: Stack, audience: Audience) -> Iterator[dict[str, int]]:
+    """Simulated users, continuously, from two threads: each asks for a home feed, then clicks
+    and watches what it was served and posts those events, as a client app would."""
     state = read_stack_state(stack.run_dir)
     assert state is not None
-    url = f"{state.url('recommender')}/api/v1/recommendations/home"
-    stop = threading.Event()
+    base = f"{state.url('recommender')}/api/v1"
+    users = audience.user_ids
+    now_ms = audience.sim.end_ts
+    stop, lock = threading.Event(), threading.Lock()
+    counts = {"feeds": 0, "events": 0, "errors": 0}
 
     def user_loop(seed: int) -> None:
-        rng = random.Random(seed)
+        rng = np.random.default_rng(seed)
         with httpx.Client(timeout=30) as client:
             while not stop.is_set():
-                client.get(url, params={"user_id": rng.randrange(2000), "count": 10})
+                user = int(users[rng.integers(len(users))])
+                feed = client.get(f"{base}/recommendations/home", params={"user_id": user})
+                if feed.status_code != 200:
+                    with lock:
+                        counts["errors"] += 1
+                    continue
+                body: dict[str, Any] = feed.json()
+                videos = [item["video_id"] for item in body["items"]]
+                events = audience_respond(audience, lock, user, videos, body["request_id"], now_ms)
+                if events:
+                    posted = client.post(f"{base}/events/engagement", json=events)
+                    with lock:
+                        counts["errors"] += posted.status_code >= 300
+                        counts["events"] += len(events)
+                with lock:
+                    counts["feeds"] += 1
+                stop.wait(0.1)  # a person reads the feed: ~10 feeds/s, leaves CPU to the stack
 
     threads = [threading.Thread(target=user_loop, args=(i,), daemon=True) for i in range(2)]
     for t in threads:
         t.start()
-    yield
+    yield counts
     stop.set()
     for t in threads:
         t.join(timeout=30)
 
 
-def manifest(tmp: Path, name: str, stable: str, candidate: str) -> Path:
+def audience_respond(
+    audience: Audience, lock: threading.Lock, user: int, videos: list[int], rid: str, ts: int
+) -> list[dict[str, Any]]:
+    with lock:  # one random stream, shared by the two client threads
+        return audience.respond(user, videos, rid, ts)
+
+
+METRICS = {
+    "latency": {"name": "latency", "template": "latency-mean-ratio", "thresholdMax": 1.5},
+    # Same model ⇒ p-values are uniform: 0.01, and two failures to roll back, keep a healthy
+    # candidate's false alarm rare; an inverted ranker's p-value is far below it.
+    "ctr": {"name": "ctr", "template": "ctr-test", "thresholdMin": 0.01, "minSamples": 300},
+}
+
+
+def manifest(tmp: Path, name: str, stable: str, candidate: str, metrics: list[str]) -> Path:
     spec = {
         "model": "ranker",
         "stableVersion": stable,
         "candidateVersion": candidate,
         "strategy": {
-            "canary": {"steps": [{"setWeight": 50}, {"analysis": {}}], "scaleDownDelaySeconds": 0}
+            "canary": {
+                "steps": [{"setWeight": 50}, {"analysis": {}}, {"analysis": {}}],
+                "scaleDownDelaySeconds": 0,
+            }
         },
         "analysis": {
-            "interval": "15s",
+            "interval": "20s",
             "failureLimit": 2,
             "inconclusiveLimit": 6,
-            "metrics": [{"name": "latency", "template": "latency-p99-ratio", "thresholdMax": 3.0}],
+            "metrics": [METRICS[m] for m in metrics],
         },
         "trafficRouter": {"type": "gateway-table"},
     }
@@ -153,22 +213,30 @@ def run(stack: Stack, path: Path, tmp: Path) -> tuple[TickResult, list[str]]:
     def record(result: TickResult) -> None:
         for e in result.events:
             timeline.append(f"{time.monotonic() - start:6.1f}s {e.reason}: {e.message}")
+        for r in result.results:
+            value = "no data" if r.value is None else f"{r.value:.4g}"
+            timeline.append(f"{time.monotonic() - start:6.1f}s   {r.metric} = {value}: {r.verdict}")
 
     final = run_local(path, tmp / "rollouts", settings=settings, timeout_s=240, on_tick=record)
-    print("\n".join(timeline))
+    print(f"\n--- {path.stem} ---\n" + "\n".join(timeline))
     return final, timeline
 
 
-@pytest.mark.usefixtures("traffic")
-def test_healthy_candidate_is_promoted_then_slow_one_rolled_back(
-    stack: Stack, tmp_path: Path
+def test_promoted_when_healthy_rolled_back_when_slower_or_worse(
+    stack: Stack, traffic: dict[str, int], tmp_path: Path
 ) -> None:
-    good, _ = run(stack, manifest(tmp_path, "ranker-v2", "1", "2"), tmp_path)
+    good, _ = run(stack, manifest(tmp_path, "ranker-v2", "1", "2", ["latency", "ctr"]), tmp_path)
     assert good.phase == "Succeeded", good.status.get("message")
     assert good.status["canaryWeight"] == 100
 
-    slow, timeline = run(stack, manifest(tmp_path, "ranker-v3", "2", "3"), tmp_path)
+    slow, _ = run(stack, manifest(tmp_path, "ranker-v3", "2", "3", ["latency"]), tmp_path)
     assert slow.phase == "RolledBack", slow.status.get("message")
     assert slow.status["canaryWeight"] == 0
     assert "latency" in slow.status["message"]
-    assert any("RolledBack" in line for line in timeline)
+
+    worse, _ = run(stack, manifest(tmp_path, "ranker-v4", "2", "4", ["ctr"]), tmp_path)
+    assert worse.phase == "RolledBack", worse.status.get("message")
+    assert worse.status["canaryWeight"] == 0
+    assert "ctr" in worse.status["message"]
+    assert traffic["feeds"] > 0 and traffic["events"] > 0, traffic
+    assert traffic["errors"] == 0, traffic

@@ -35,7 +35,8 @@ USERS = (1, 2, 3, 5, 8, 13, 21, 34)
 def full_config(run_dir: Path) -> Config:
     cfg = stack_config(run_dir, cluster=True)
     taken: set[int] = set()
-    rec, ret, feat, grpc_port, grpc_metrics = free_ports(5, taken)
+    rec, ret, feat, grpc_port, grpc_metrics, process, lake = free_ports(7, taken)
+    events = dataclasses.replace(cfg.events, processor_metrics_port=process, lake_metrics_port=lake)
     serving = dataclasses.replace(
         cfg.serving,
         recommender_port=rec,
@@ -44,7 +45,7 @@ def full_config(run_dir: Path) -> Config:
         grpc_port=grpc_port,
         grpc_metrics_port=grpc_metrics,
     )
-    return dataclasses.replace(cfg, serving=serving)
+    return dataclasses.replace(cfg, serving=serving, events=events)
 
 
 @pytest.fixture(scope="module")

@@ -121,6 +121,20 @@ def _p99(v: str) -> str:
     )
 
 
+def _mean_latency(v: str) -> dict[str, str]:
+    return {
+        f"{v}_sum": _q(_RATE, "vidrec_request_seconds_sum", v),
+        f"{v}_count": _q(_RATE, "vidrec_request_seconds_count", v),
+    }
+
+
+def _mean_ratio(v: Mapping[str, float]) -> Measurement:
+    if not (v["candidate_count"] and v["stable_count"]):
+        return Measurement(math.nan)  # a variant served nothing in the window: inconclusive
+    means = [v[f"{w}_sum"] / v[f"{w}_count"] for w in ("candidate", "stable")]
+    return Measurement(_ratio(*means))
+
+
 def _errors(v: str) -> dict[str, str]:
     return {
         f"{v}_errors": _q(_RATE, "vidrec_requests_total", v, ',code=~"5.."', zero=True),
@@ -212,6 +226,12 @@ TEMPLATES: dict[str, Template] = {
             "latency-p99-ratio", {"candidate": _p99("candidate"), "stable": _p99("stable")},
             lambda v: Measurement(_ratio(v["candidate"], v["stable"])), Threshold(max=1.2),
             doc="candidate p99 / stable p99",
+        ),
+        Template(
+            "latency-mean-ratio", {**_mean_latency("candidate"), **_mean_latency("stable")},
+            _mean_ratio, Threshold(max=1.5),
+            doc="candidate mean latency / stable mean latency: steadier than a p99 ratio when"
+            " few requests fall in the window",
         ),
         Template(
             "error-ratio", _errors("candidate"),
