@@ -12,9 +12,7 @@ import signal
 import threading
 from pathlib import Path
 
-import redis
 from prometheus_client import CollectorRegistry, start_http_server
-from redis.cluster import RedisCluster
 
 from vidrec.config import RedisConfig, load_config
 from vidrec.events import settings
@@ -23,14 +21,13 @@ from vidrec.events.lake import LakeWriter
 from vidrec.events.metrics import PrometheusEvents, StreamCollector
 from vidrec.events.processor import EventProcessor
 from vidrec.events.streams import Client, default_consumer, stream_names
+from vidrec.security import redis_conn
 
 
 def connect(cfg: RedisConfig) -> Client:
     # Blocking reads wait up to BLOCK_MS: the socket timeout must outlast them.
     timeout = max(cfg.socket_timeout_s, settings.BLOCK_MS / 1000 + 1.0)
-    if cfg.cluster:
-        return RedisCluster.from_url(cfg.url, socket_timeout=timeout)
-    return redis.Redis.from_url(cfg.url, socket_timeout=timeout)
+    return redis_conn.client(cfg, socket_timeout=timeout)  # AUTH / TLS from cfg
 
 
 def main(argv: list[str] | None = None) -> int:

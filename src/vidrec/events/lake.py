@@ -10,6 +10,11 @@ is written again gets the same name from the same id range and replaces the file
 way the lake holds every accepted entry once; :func:`vidrec.offline.events_io.read_events`
 reads it (``vidrec pipeline run --events <lake>``). Two entries with one ``event_id`` (a
 client retry) in one file are written once; across files, readers dedupe by ``event_id``.
+
+Privacy (:mod:`vidrec.security`): user ids are written as pseudonyms (``VIDREC_EVENTS__ID_SALT``;
+uploads keep the creator id), files are encrypted with ``VIDREC_EVENTS__LAKE_KEY``, events of
+users with a tombstone are not written (their entries are still acked), and every flush copies
+the Redis tombstones to ``<lake>/_tombstones/`` for training.
 """
 
 from __future__ import annotations
@@ -27,8 +32,11 @@ from vidrec.config import Config
 from vidrec.events import settings
 from vidrec.events.processor import EventObserver, Tally, run_until
 from vidrec.events.streams import Client, Entry, GroupReader
-from vidrec.offline.events_io import write_events
-from vidrec.schema import EVENT_SCHEMA, EngagementEvent
+from vidrec.offline.events_io import read_event_ids, write_events
+from vidrec.schema import EVENT_SCHEMA, EngagementEvent, EventType
+from vidrec.security.forget import LakeTombstones, forgotten_among, tombstones_in_redis
+from vidrec.security.lake_crypto import LakeCrypto
+from vidrec.security.pseudonym import Pseudonymizer
 
 
 def partition_dir(lake: Path, ts_ms: int) -> Path:
@@ -50,9 +58,16 @@ def file_name(stream: str, first_id: str, last_id: str) -> str:
     return f"part-{stream.rsplit(':', 1)[-1]}-{_file_id(first_id)}-{_file_id(last_id)}.parquet"
 
 
-def to_frame(events: Sequence[EngagementEvent]) -> pl.DataFrame:
-    """Events as an ``EVENT_SCHEMA`` table (one row per distinct ``event_id``)."""
+def to_frame(
+    events: Sequence[EngagementEvent], pseudonyms: Pseudonymizer | None = None
+) -> pl.DataFrame:
+    """Events as an ``EVENT_SCHEMA`` table (one row per distinct ``event_id``), user ids
+    replaced by their pseudonyms (except an upload's: the creator, catalogue data)."""
     rows = [ev.model_dump(mode="json") for ev in events]
+    if pseudonyms is not None and pseudonyms.enabled:
+        for row, ev in zip(rows, events, strict=True):
+            if ev.type is not EventType.UPLOAD:
+                row["user_id"] = pseudonyms.user(ev.user_id)
     frame = pl.DataFrame(rows, schema=EVENT_SCHEMA, orient="row")
     return frame.unique("event_id", keep="first", maintain_order=True)
 
@@ -78,6 +93,13 @@ class LakeWriter:
             count=count, block_ms=block_ms, claim_min_idle_ms=claim_min_idle_ms,
         )  # fmt: skip
         self.lake = lake
+        self.client = client
+        # Privacy (vidrec.security): pseudonymous ids, encrypted files, tombstones honoured.
+        self.pseudonyms = Pseudonymizer(cfg.events.id_salt)
+        self.crypto = LakeCrypto.from_secret(cfg.events.lake_key)
+        self.tombstone_hash = cfg.events.tombstone_key
+        self.tombstones = LakeTombstones(lake)
+        self.forgotten_dropped = 0  # events of forgotten users not written
         self.max_events = max_events
         self.max_age_s = max_age_s
         self.observer: EventObserver = observer or Tally()
@@ -92,17 +114,42 @@ class LakeWriter:
             if entry.event is not None:
                 key = (entry.stream, partition_dir(self.lake, entry.event.ts))
                 groups.setdefault(key, []).append(entry)
+        gone = self._forgotten(entries)
         paths = []
         for (stream, folder), group in groups.items():
+            # The file name covers every entry of the group (recovery finds them by range);
+            # forgotten users' events are simply not in it.
             ids = sorted((e.id for e in group), key=lambda i: _id_key(_file_id(i)))
-            frame = to_frame([e.event for e in group if e.event is not None])
-            paths.append(write_events(frame, folder / file_name(stream, ids[0], ids[-1])))
+            kept = [e.event for e in group if e.event is not None and not self._drop(e, gone)]
+            self.forgotten_dropped += len(group) - len(kept)
+            frame = to_frame(kept, self.pseudonyms)
+            path = folder / file_name(stream, ids[0], ids[-1])
+            paths.append(write_events(frame, path, crypto=self.crypto, user_ids=self.id_label))
         return paths
+
+    @property
+    def id_label(self) -> str:
+        return self.pseudonyms.label()
+
+    def _forgotten(self, entries: Sequence[Entry]) -> set[int]:
+        ids = {self.pseudonyms.user(e.event.user_id) for e in entries if e.event is not None}
+        return forgotten_among(self.client, self.tombstone_hash, ids)
+
+    def _drop(self, entry: Entry, gone: set[int]) -> bool:
+        ev = entry.event
+        if ev is None or ev.type is EventType.UPLOAD or not gone:
+            return False
+        return self.pseudonyms.user(ev.user_id) in gone
+
+    def sync_tombstones(self) -> int:
+        """Copy Redis tombstones into ``<lake>/_tombstones`` (what training reads)."""
+        return self.tombstones.write(tombstones_in_redis(self.client, self.tombstone_hash))
 
     def written(self, entries: Sequence[Entry]) -> list[Entry]:
         """The entries already in a lake file (written before a crash, never acked)."""
         found: list[Entry] = []
         cache: dict[Path, set[str]] = {}
+        gone = self._forgotten(entries)
         for entry in entries:
             if entry.event is None:
                 continue
@@ -112,8 +159,9 @@ class LakeWriter:
                 first, last = path.stem.split("-")[2:4]
                 if _id_key(first) <= key <= _id_key(last):
                     if path not in cache:
-                        cache[path] = set(pl.read_parquet(path, columns=["event_id"])["event_id"])
-                    if entry.event.event_id in cache[path]:
+                        cache[path] = read_event_ids(path, self.crypto)
+                    # A forgotten user's entry was dropped from its file on purpose.
+                    if entry.event.event_id in cache[path] or self._drop(entry, gone):
                         found.append(entry)
                         break
         return found
@@ -121,6 +169,7 @@ class LakeWriter:
     def flush(self) -> int:
         """Write the buffer, then ack it; the number of entries flushed."""
         entries, self.buffer = self.buffer, []
+        self.sync_tombstones()
         if entries:
             self.write(entries)
             self.reader.ack(entries)

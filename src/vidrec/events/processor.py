@@ -31,6 +31,8 @@ from vidrec.events.sessions import SESSION_TYPES, SessionConflict, SessionWriter
 from vidrec.events.streams import Client, Entry, GroupReader
 from vidrec.events.trending import TrendingWriter
 from vidrec.schema import EngagementEvent, EventType
+from vidrec.security.forget import forgotten_among
+from vidrec.security.pseudonym import Pseudonymizer
 from vidrec.serving.impressions import request_variant_key
 from vidrec.serving.state import Catalogue
 
@@ -139,7 +141,9 @@ class EventProcessor:
             count=count, block_ms=block_ms, claim_min_idle_ms=claim_min_idle_ms,
         )  # fmt: skip
         self.client = client
-        self.sessions = SessionWriter(client, n, cfg.features.history_len, ttl_s)
+        self.pseudonyms = Pseudonymizer(cfg.events.id_salt)
+        self.tombstone_hash = cfg.events.tombstone_key
+        self.sessions = SessionWriter(client, n, cfg.features.history_len, ttl_s, self.pseudonyms)
         self.counters = CounterWriter(client, n, ttl_s, cfg.features)
         self.trending = TrendingWriter(client, ttl_s)
         self.creators = CreatorLookup(client, n, catalogue)
@@ -154,6 +158,7 @@ class EventProcessor:
         events = [e.event for e in entries if e.event is not None]
         if poison := len(entries) - len(events):
             self.observer.failed(poison)  # unparseable or trimmed: retrying cannot help
+        events = self._without_forgotten(events)
         status: dict[str, bool | None] = {}  # event_id -> applied now / before / no unit
         by_user: dict[int, list[EngagementEvent]] = {}
         counted = self.counters.apply_many(events)
@@ -175,6 +180,18 @@ class EventProcessor:
         self.observer.duplicates(len(events) - len(fresh) - idle)
         self.observer.lag([now - ev.ts / 1000 for ev in fresh])
         self._attribute(fresh)
+
+    def _without_forgotten(self, events: list[EngagementEvent]) -> list[EngagementEvent]:
+        """Events of users with a tombstone (right to be forgotten) change nothing: one HMGET
+        per batch here; the session script re-checks atomically in the user's slot."""
+        if not events:
+            return events
+        pseudo = {e.user_id: self.pseudonyms.user(e.user_id) for e in events}
+        gone = forgotten_among(self.client, self.tombstone_hash, pseudo.values())
+        if not gone:
+            return events
+        # An upload's user_id is its creator: catalogue data, kept (as in the lake).
+        return [e for e in events if e.type is EventType.UPLOAD or pseudo[e.user_id] not in gone]
 
     def _attribute(self, fresh: Sequence[EngagementEvent]) -> None:
         """Credit fresh impressions, clicks and watches to the variant that served their

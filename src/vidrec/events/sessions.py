@@ -19,6 +19,8 @@ from vidrec.events.streams import Client
 from vidrec.features.session import SESSION_ENTITY, SessionState
 from vidrec.features.stores import key_for
 from vidrec.schema import EngagementEvent, EventType
+from vidrec.security.forget import tombstone_key
+from vidrec.security.pseudonym import Pseudonymizer
 
 SESSION_TYPES = frozenset(
     {EventType.IMPRESSION, EventType.CLICK, EventType.WATCH, EventType.NOT_INTERESTED}
@@ -26,9 +28,11 @@ SESSION_TYPES = frozenset(
 """Event types that change a session; others leave it (and its markers) alone."""
 MAX_CAS_ATTEMPTS = 5
 
-# KEYS: session, marker...  ARGV: sha1 of the session read ("" = absent), new blob, ttl
+# KEYS: session, tombstone, marker...  ARGV: sha1 of the session read ("" = absent), new
+# blob, ttl. A tombstone (the user was forgotten: vidrec.security.forget) refuses for good.
 _CAS = """
-for i = 2, #KEYS do
+if redis.call('EXISTS', KEYS[2]) == 1 then return -2 end
+for i = 3, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 1 then return -1 end
 end
 local cur = redis.call('GET', KEYS[1])
@@ -36,9 +40,10 @@ local digest = ''
 if cur then digest = redis.sha1hex(cur) end
 if digest ~= ARGV[1] then return -1 end
 redis.call('SET', KEYS[1], ARGV[2])
-for i = 2, #KEYS do redis.call('SET', KEYS[i], '1', 'EX', ARGV[3]) end
+for i = 3, #KEYS do redis.call('SET', KEYS[i], '1', 'EX', ARGV[3]) end
 return 1
 """
+FORGOTTEN = -2
 
 
 class SessionConflict(Exception):
@@ -61,8 +66,16 @@ def apply_event(
 class SessionWriter:
     """Applies a user's events to their session, once each."""
 
-    def __init__(self, client: Client, n_buckets: int, history_len: int, ttl_s: int) -> None:
+    def __init__(
+        self,
+        client: Client,
+        n_buckets: int,
+        history_len: int,
+        ttl_s: int,
+        pseudonyms: Pseudonymizer | None = None,
+    ) -> None:
         self.client = client
+        self.pseudonyms = pseudonyms or Pseudonymizer("")
         self.n_buckets = n_buckets
         self.history_len = history_len
         self.ttl_s = ttl_s
@@ -90,7 +103,11 @@ class SessionWriter:
                 creator = creator_of(event.video_id) if ni else -1
                 state = apply_event(state, event, creator, self.history_len)
             digest = "" if blob is None else hashlib.sha1(blob).hexdigest()
-            keys = [session_key, *(m for _, m in fresh)]
-            if self._cas(keys=keys, args=[digest, state.encode(), self.ttl_s]) == 1:
+            tomb = tombstone_key(user_id, self.pseudonyms.user(user_id), self.n_buckets)
+            keys = [session_key, tomb, *(m for _, m in fresh)]
+            reply = self._cas(keys=keys, args=[digest, state.encode(), self.ttl_s])
+            if reply == 1:
                 return {e.event_id for e, _ in fresh}
+            if reply == FORGOTTEN:
+                return set()
         raise SessionConflict(f"user {user_id}: session changed {MAX_CAS_ATTEMPTS} times")

@@ -89,9 +89,12 @@ class RedisStore:
 
     @classmethod
     def from_config(cls, cfg: RedisConfig, n_buckets: int = DEFAULT_BUCKETS) -> RedisStore:
+        from vidrec.security.redis_conn import connection_kwargs, tls_url
+
         client = redis.Redis.from_url(
-            cfg.url, socket_timeout=cfg.socket_timeout_s, max_connections=cfg.max_concurrency
-        )
+            tls_url(cfg), socket_timeout=cfg.socket_timeout_s,
+            max_connections=cfg.max_concurrency, **connection_kwargs(cfg),
+        )  # fmt: skip
         return cls(client, n_buckets)
 
     def put_many(self, entity: str, ids: Sequence[int], blobs: Sequence[bytes]) -> None:
@@ -130,7 +133,11 @@ class RedisClusterStore:
 
     @classmethod
     def from_config(cls, cfg: RedisConfig, n_buckets: int = DEFAULT_BUCKETS) -> RedisClusterStore:
-        client = RedisCluster.from_url(cfg.url, socket_timeout=cfg.socket_timeout_s)
+        from vidrec.security.redis_conn import connection_kwargs, tls_url
+
+        client = RedisCluster.from_url(
+            tls_url(cfg), socket_timeout=cfg.socket_timeout_s, **connection_kwargs(cfg)
+        )
         return cls(client, n_buckets, cfg.max_concurrency)
 
     def put_many(self, entity: str, ids: Sequence[int], blobs: Sequence[bytes]) -> None:

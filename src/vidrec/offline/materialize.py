@@ -5,14 +5,19 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import polars as pl
+
 from vidrec.config import load_config
 from vidrec.data import load_catalog
 from vidrec.errors import InputError
 from vidrec.features import VIDEO_SPEC, make_store, materialize, user_spec
 from vidrec.features.offline import FeatureState, users_at, videos_at
 from vidrec.features.stores import USER_ENTITY, VIDEO_ENTITY
+from vidrec.offline import privacy
 from vidrec.offline.catalog import videos_as_of_log
-from vidrec.offline.events_io import read_events
+from vidrec.offline.events_io import read_event_log
+from vidrec.offline.privacy import load_tombstones
+from vidrec.security.pseudonym import Pseudonymizer
 
 ENTITIES = ("users", "videos")
 
@@ -34,13 +39,19 @@ def materialize_from_events(
         url=redis_url or cfg.redis.url,
         cluster=cfg.redis.cluster if cluster is None else cluster,
     )
-    log = read_events(events)
+    source = read_event_log(events)
     catalog = load_catalog(cfg.data.kuairec_dir)
-    videos = videos_as_of_log(catalog.videos, log, str(events))
-    at = at_ms if at_ms is not None else int(log["ts"].max()) + 1  # type: ignore[arg-type]
-    state = FeatureState(log, videos, catalog.users, cfg.features)
+    videos = videos_as_of_log(catalog.videos, source.events, str(events))
+    at = at_ms if at_ms is not None else int(source.events["ts"].max()) + 1  # type: ignore[arg-type]
+    # Forgotten users are left out; pseudonymous ids are keyed back to raw ids (online keys).
+    tombstones = load_tombstones(events, cfg.events.lake_dir)
+    private = privacy.view(source.events, catalog.users, source.user_ids,
+                           Pseudonymizer(cfg.events.id_salt), tombstones)  # fmt: skip
+    state = FeatureState(private.events, videos, private.users, cfg.features)
     if entity == "users":
         table = users_at(state, at).select("user_id", "vector")
+        raw = private.to_raw(table["user_id"].to_list())
+        table = table.with_columns(pl.Series("user_id", raw, dtype=pl.Int64))
         static_dim = int(catalog.users.schema["static"].size)  # type: ignore[attr-defined]
         spec, name = user_spec(static_dim), USER_ENTITY
     else:

@@ -41,10 +41,12 @@ from vidrec.models.frames import float_matrix, int_matrix
 from vidrec.models.mmoe import RANKER_TABLE, ranker_data
 from vidrec.models.params import RankerParams, TwoTowerParams
 from vidrec.models.two_tower import RETRIEVAL_TABLE
+from vidrec.offline import privacy
 from vidrec.offline.build import EvalSample, build_artefacts
 from vidrec.offline.catalog import videos_as_of_log
-from vidrec.offline.events_io import read_events, write_events
+from vidrec.offline.events_io import EventLog, configured_crypto, read_event_log, write_events
 from vidrec.offline.manifest import Manifest, read_manifest
+from vidrec.offline.privacy import PrivacyView, load_tombstones
 from vidrec.offline.profiles import Profile, get_profile
 from vidrec.offline.report import (
     plot_ranking_vs_popularity,
@@ -53,6 +55,7 @@ from vidrec.offline.report import (
     print_metrics,
 )
 from vidrec.offline.staging import staged_dir
+from vidrec.security.pseudonym import Pseudonymizer
 
 T = TypeVar("T")
 DAY_MS = 86_400_000
@@ -99,12 +102,24 @@ def simulate_events(profile: str, out: Path, seed: int = 7, progress: bool = Tru
 
 def _events_and_videos(
     catalog: Catalog, profile: Profile, events: Path | None, seed: int, progress: bool
-) -> tuple[pl.DataFrame, pl.DataFrame]:
+) -> tuple[EventLog, pl.DataFrame]:
     if events is None:
         sim = sim_config(profile, seed)
-        return simulate(catalog, sim, progress), schedule_uploads(catalog, sim).videos
-    log = read_events(events)
-    return log, videos_as_of_log(catalog.videos, log, str(events))
+        log = EventLog(simulate(catalog, sim, progress), user_ids="", encrypted=False)
+        return log, schedule_uploads(catalog, sim).videos
+    log = read_event_log(events)
+    return log, videos_as_of_log(catalog.videos, log.events, str(events))
+
+
+def privacy_view(
+    log: EventLog, users: pl.DataFrame, cfg: Config, events: Path | None
+) -> PrivacyView:
+    """The log and users table in one id space, without forgotten users (offline/privacy.py):
+    tombstones from the log's own lake and from the configured lake."""
+    tombstones = load_tombstones(events, cfg.events.lake_dir)
+    return privacy.view(
+        log.events, users, log.user_ids, Pseudonymizer(cfg.events.id_salt), tombstones
+    )
 
 
 def _data_window(events: pl.DataFrame, ranker: pl.DataFrame) -> dict[str, object]:
@@ -163,16 +178,21 @@ def train_step(
     report = stage / "report"
     report.mkdir()
     catalog = steps.run("load KuaiRec", lambda: _load_catalog(cfg, seed))
-    log, videos = steps.run(
+    source, videos = steps.run(
         "simulate events" if events is None else f"read events {events}",
         lambda: _events_and_videos(catalog, profile, events, seed, progress),
     )
-    write_events(log, stage / "data" / "events.parquet")  # serving state is built from it
+    private = privacy_view(source, catalog.users, cfg, events)
+    log, users = private.events, private.users
+    # Serving state is built from this copy: same id space, encrypted if the source was.
+    crypto = configured_crypto() if source.encrypted else None
+    write_events(private.source_events, stage / "data" / "events.parquet", crypto=crypto,
+                 user_ids=source.user_ids)  # fmt: skip
     comparison = compare_watch_ratio(log, catalog.interactions)
     plot_watch_ratio(comparison, log, catalog.interactions, report / "sim_vs_real_watch_ratio.png")
     tables = steps.run(
         "point-in-time features",
-        lambda: build_training_tables(log, videos, catalog.users, cfg.features, progress),
+        lambda: build_training_tables(log, videos, users, cfg.features, progress),
     )
     trained = steps.run(
         "train two-tower + MMoE, evaluate vs baselines",
@@ -214,7 +234,8 @@ def train_step(
         profile=profile.name,
         seed=seed,
         feature_specs=_feature_specs(static_dim),
-        data_window=_data_window(log, tables.ranker),
+        data_window=_data_window(log, tables.ranker)
+        | {"user_ids": source.user_ids or "raw", "forgotten_users": private.forgotten_users},
         metrics={k: float(v) for k, v in metrics.items()},
         artefacts={"models": "models", "report": "report", "events": "data/events.parquet"},
     )

@@ -15,6 +15,7 @@ from redis.cluster import RedisCluster
 
 from vidrec.pipeline.base import Candidate
 from vidrec.pipeline.resilience import CircuitBreaker
+from vidrec.security.pseudonym import Pseudonymizer
 from vidrec.serving.calls import BlockingCalls
 
 
@@ -53,6 +54,7 @@ class RedisStreamImpressionSink:
         timeout_s: float = 0.05,
         breaker: CircuitBreaker | None = None,
         max_concurrency: int = 16,
+        pseudonyms: Pseudonymizer | None = None,
     ) -> None:
         if maxlen < 1:
             raise ValueError(f"maxlen must be >= 1, got {maxlen}")
@@ -60,6 +62,8 @@ class RedisStreamImpressionSink:
         self.stream = stream
         self.maxlen = maxlen
         self.timeout_s = timeout_s
+        # The stream is a log: user ids are pseudonymous in it (vidrec.security.pseudonym).
+        self.pseudonyms = pseudonyms or Pseudonymizer("")
         self._calls = BlockingCalls(breaker or CircuitBreaker(5, 5.0), max_concurrency)
 
     async def log(
@@ -70,7 +74,8 @@ class RedisStreamImpressionSink:
         served: Sequence[Candidate],
         now_ms: int,
     ) -> None:
-        fields = impression_fields(request_id, variant, user_id, served, now_ms)
+        logged_id = None if user_id is None else self.pseudonyms.user(user_id)
+        fields = impression_fields(request_id, variant, logged_id, served, now_ms)
 
         def write() -> None:
             self.client.xadd(

@@ -31,6 +31,9 @@ from vidrec.pipeline.surfaces import (
     related_surface,
     trending_surface,
 )
+from vidrec.security.forget import Eraser
+from vidrec.security.guard import Guard
+from vidrec.security.pseudonym import Pseudonymizer
 from vidrec.serving.api.events import EventIntake, RedisStreamEventWriter, videos_stream
 from vidrec.serving.api.http_app import Api
 from vidrec.serving.api.metrics import PrometheusObserver
@@ -66,6 +69,7 @@ def build_api(
     store = make_store(cfg.redis, cfg.features.n_buckets)
     client = redis_client(store)
     observer = PrometheusObserver()
+    pseudonyms = Pseudonymizer(cfg.events.id_salt)
     features = FeatureFetcher(store, user_spec(state.static_dim), s,
                               n_buckets=cfg.features.n_buckets)  # fmt: skip
     observer.watch_features(features)
@@ -82,7 +86,9 @@ def build_api(
         retrieval=retrieval,
         features=features,
         ranker=ranker,
-        impressions=RedisStreamImpressionSink(client, s.impression_stream, IMPRESSION_MAXLEN),
+        impressions=RedisStreamImpressionSink(
+            client, s.impression_stream, IMPRESSION_MAXLEN, pseudonyms=pseudonyms
+        ),
         head_weights=cfg.ranking.head_weights,
         popular=PopularList(retrieval, s.popular_refresh_s, s.popular_k),
     )
@@ -119,7 +125,9 @@ def build_api(
     intake = EventIntake(writer)
     # The process that owns the index keeps it live (remote mode: the Retrieval service).
     cold_start = None if local is None else keep_live(cfg, state, client, local, store)
-    return Api(service, intake, observer, cold_start)
+    n = cfg.features.n_buckets
+    eraser = Eraser(client, pseudonyms, n, cfg.events.tombstone_key)
+    return Api(service, intake, observer, cold_start, Guard.from_config(s), eraser)
 
 
 def keep_live(

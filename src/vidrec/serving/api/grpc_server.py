@@ -25,6 +25,8 @@ from prometheus_client import start_http_server
 
 from vidrec.pipeline.base import DependencyError
 from vidrec.schema import RecommendationResponse
+from vidrec.security.auth import AuthError
+from vidrec.security.guard import RateLimited
 from vidrec.serving.api.errors import ApiError, validate
 from vidrec.serving.api.events import unavailable
 from vidrec.serving.api.http_app import Api
@@ -58,13 +60,36 @@ def status_of(exc: ApiError) -> grpc.StatusCode:
     return grpc.StatusCode.UNAVAILABLE if exc.status >= 500 else grpc.StatusCode.INVALID_ARGUMENT
 
 
+def _metadata(context: grpc.aio.ServicerContext, name: str) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key.lower() == name:
+            return value if isinstance(value, str) else value.decode("latin-1")
+    return None
+
+
 class RecommenderServicer(pb_grpc.RecommenderServicer):
     def __init__(self, api: Api) -> None:
         self.api = api
 
+    async def _admit(self, context: grpc.aio.ServicerContext) -> None:
+        """Credentials (metadata ``authorization: Bearer <token>``) and the rate limit:
+        UNAUTHENTICATED / RESOURCE_EXHAUSTED, before any work."""
+        try:
+            self.api.guard.admit(
+                _metadata(context, "authorization"), _metadata(context, "x-api-key"),
+                context.peer(),
+            )  # fmt: skip
+        except AuthError as exc:
+            self.api.observer.rejected("grpc", exc.error)
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, f"{exc.error}: {exc.detail}")
+        except RateLimited as exc:
+            self.api.observer.rejected("grpc", "rate_limited")
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+
     async def Recommend(
         self, request: pb.RecommendRequest, context: grpc.aio.ServicerContext
     ) -> pb.RecommendResponse:
+        await self._admit(context)
         start = time.perf_counter()
         fields = set_fields(request)
         surface = fields.pop("surface", "")
@@ -89,6 +114,7 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
     async def LogEvents(
         self, request: pb.EventBatch, context: grpc.aio.ServicerContext
     ) -> pb.LogEventsResponse:
+        await self._admit(context)
         code = 202
         try:
             try:

@@ -6,18 +6,25 @@ intake, models, metrics, OpenAPI. BentoML mounts it (``@bentoml.asgi_app``) beca
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import redis
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from vidrec.pipeline.base import DependencyError
+from vidrec.security.auth import ANONYMOUS, FORGET_SCOPE, AuthError, Principal
+from vidrec.security.forget import Eraser
+from vidrec.security.guard import Guard, RateLimited
 from vidrec.serving.api.errors import ApiError, check_body_size, parse_query
 from vidrec.serving.api.events import EventIntake, IntakeResult, Overloaded, unavailable
 from vidrec.serving.api.metrics import CONTENT_TYPE, PrometheusObserver
@@ -34,6 +41,57 @@ class Api:
     intake: EventIntake
     observer: PrometheusObserver
     cold_start: ColdStart | None = None  # tails new uploads into the live index (compose.py)
+    guard: Guard = field(default_factory=Guard.open)  # auth + rate limits (vidrec.security)
+    eraser: Eraser | None = None  # right to be forgotten; None = not offered (503)
+
+
+OPEN_PATHS = frozenset({f"{PREFIX}/health", f"{PREFIX}/metrics", f"{PREFIX}/openapi.json"})
+"""Probes, Prometheus and the published contract need no credentials."""
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+class GuardMiddleware:
+    """ASGI middleware: every route but :data:`OPEN_PATHS` passes :meth:`Guard.admit`; the
+    principal is left in ``scope["state"]["principal"]`` for the routes that authorise."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        api: Api | None = getattr(scope["app"].state, "api", None)
+        if api is None:  # starting: the route answers 503
+            await self.app(scope, receive, send)
+            return
+        peer = scope["client"][0] if scope.get("client") else None
+        try:
+            principal = api.guard.admit(
+                _header(scope, b"authorization"), _header(scope, b"x-api-key"), peer
+            )
+        except AuthError as exc:
+            api.observer.rejected("http", exc.error)
+            body: dict[str, str | None] = {
+                "error": exc.error, "field": "Authorization", "detail": exc.detail,
+            }  # fmt: skip
+            headers = {"WWW-Authenticate": 'Bearer realm="vidrec"'}
+            await JSONResponse(body, status_code=401, headers=headers)(scope, receive, send)
+            return
+        except RateLimited as exc:
+            api.observer.rejected("http", "rate_limited")
+            body = {"error": "rate_limited", "field": None, "detail": str(exc)}
+            headers = {"Retry-After": exc.retry_after_header}
+            await JSONResponse(body, status_code=429, headers=headers)(scope, receive, send)
+            return
+        scope.setdefault("state", {})["principal"] = principal
+        await self.app(scope, receive, send)
 
 
 def _api(request: Request) -> Api:
@@ -110,6 +168,44 @@ def _intake_route(
     return Route(path, handler, methods=["POST"])
 
 
+MAX_USER_ID = (1 << 63) - 1
+
+
+def parse_user_id(raw: str) -> int:
+    if not raw.isdigit() or int(raw) > MAX_USER_ID:
+        raise ApiError(400, "invalid", "user_id", f"{raw!r}: expected an integer 0..{MAX_USER_ID}")
+    return int(raw)
+
+
+async def _forget(request: Request) -> Response:
+    """DELETE /api/v1/users/{user_id}: erase the user's online state, leave a tombstone."""
+    code = 200
+    try:
+        api = _api(request)
+        user_id = parse_user_id(request.path_params["user_id"])
+        principal: Principal = getattr(request.state, "principal", ANONYMOUS)
+        if not principal.may_forget(user_id):
+            api.observer.rejected("http", "forbidden")
+            why = f"a JWT may erase only its own subject, or needs scope {FORGET_SCOPE}"
+            raise ApiError(403, "forbidden", "user_id", why)
+        if api.eraser is None:
+            raise ApiError(503, "unavailable", None, "erasure is not configured on this server")
+        eraser = api.eraser
+        try:
+            done = await asyncio.to_thread(eraser.forget, user_id)
+        except (redis.RedisError, OSError) as exc:
+            raise ApiError(503, "redis_unavailable", None, f"retry: {type(exc).__name__}") from None
+        api.observer.forgotten.inc()
+        return JSONResponse(done.body(), status_code=200)
+    except ApiError as exc:
+        code = exc.status
+        return _error(exc)
+    finally:
+        api_obj = getattr(request.app.state, "api", None)
+        if api_obj is not None:
+            api_obj.observer.request("forget_user", "", code, 0.0)
+
+
 async def _models(request: Request) -> Response:
     try:
         return JSONResponse(_api(request).service.models())
@@ -146,5 +242,6 @@ def create_app() -> Starlette:
         Route(f"{PREFIX}/metrics", _metrics, methods=["GET"]),
         Route(f"{PREFIX}/health", _health, methods=["GET"]),
         Route(f"{PREFIX}/openapi.json", _openapi, methods=["GET"]),
+        Route(f"{PREFIX}/users/{{user_id}}", _forget, methods=["DELETE"]),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, middleware=[Middleware(GuardMiddleware)])

@@ -118,6 +118,19 @@ class PrometheusObserver:
             ["head", "variant"], buckets=SCORE_BUCKETS, registry=r,
         )  # fmt: skip
 
+        self.rejections = Counter(
+            "vidrec_requests_rejected",
+            "Requests refused at the front door: missing/invalid credentials, rate limited,"
+            " forbidden (labels never name the client).",
+            ["transport", "reason"], registry=r,
+        )  # fmt: skip
+        self.forgotten = Counter(
+            "vidrec_users_forgotten", "Right-to-be-forgotten erasures performed.", registry=r
+        )
+
+    def rejected(self, transport: str, reason: str) -> None:
+        self.rejections.labels(transport, reason).inc()
+
     def watch_features(self, fetcher: FeatureCounters) -> None:
         self.registry.register(FeatureCollector(fetcher))
 

@@ -26,6 +26,10 @@ RECOMMENDATION_QUERIES: dict[str, type[BaseModel]] = {
     "category": CategoryQuery,
 }
 _REF = "#/components/schemas/{model}"
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "an API key or an HS256 JWT"},
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+}
 _ERROR = {
     "type": "object",
     "required": ["error", "field", "detail"],
@@ -114,9 +118,48 @@ def openapi_spec() -> dict[str, Any]:
             "responses": {"200": _json({"type": "object"}, "loaded models")},
         }
     }
+    forgotten = {
+        "type": "object",
+        "required": ["user_id", "deleted_keys", "deleted_at_ms", "tombstone"],
+        "properties": {
+            "user_id": {"type": "integer"},
+            "deleted_keys": {"type": "integer", "description": "online keys removed"},
+            "deleted_at_ms": {"type": "integer"},
+            "tombstone": {"type": "boolean"},
+            "already_forgotten": {"type": "boolean"},
+        },
+    }
+    paths[f"{PREFIX}/users/{{user_id}}"] = {
+        "delete": {
+            "operationId": "forget_user",
+            "description": "Right to be forgotten: removes the user's online features and"
+            " session state and leaves a tombstone that the lake writer and training honour."
+            " API keys, the user's own JWT (`sub`) or a JWT with scope `users:forget`.",
+            "parameters": [
+                {
+                    "name": "user_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "integer", "minimum": 0, "maximum": (1 << 63) - 1},
+                }
+            ],
+            "responses": {
+                "200": _json(forgotten, "erased (idempotent)"),
+                **_errors(400, 403, 503),
+            },
+        }
+    }
+    for item in paths.values():  # every published operation needs credentials
+        for op in item.values():
+            op["responses"] |= {
+                "401": _json(_ref("Error"), "missing or invalid credentials"),
+                "429": _json(_ref("Error"), "rate limited; see Retry-After"),
+            }
     return {
         "openapi": "3.1.0",
         "info": {"title": "vidrec recommendations", "version": "v1"},
         "paths": paths,
-        "components": {"schemas": schemas},
+        "components": {"schemas": schemas, "securitySchemes": SECURITY_SCHEMES},
+        # Either scheme; the server enforces them when keys / a JWT secret are configured.
+        "security": [{"bearer": []}, {"apiKey": []}],
     }
