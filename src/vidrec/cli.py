@@ -17,6 +17,7 @@ from rich.console import Console
 from vidrec.cli_support import exits_on
 from vidrec.errors import GateFailed, InputError
 from vidrec.rollout.cli import rollout_app
+from vidrec.security.cli import users_app
 from vidrec.stack.cli import stack_app
 
 app = typer.Typer(
@@ -40,6 +41,7 @@ app.add_typer(serve_app, name="serve")
 app.add_typer(events_app, name="events")
 app.add_typer(stack_app, name="stack")
 app.add_typer(rollout_app, name="rollout")
+app.add_typer(users_app, name="users")
 
 err = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
