@@ -20,6 +20,7 @@ from redis.cluster import RedisCluster
 from vidrec.config import load_config
 from vidrec.pipeline.variants import RoutingTable, VariantRoute
 from vidrec.rollout.routers.base import RouteTarget, check_weights
+from vidrec.security.redis_conn import client as redis_client
 
 STABLE, CANARY = "stable", "canary"
 CONFIGMAP_KEY = "routing.json"  # the ConfigMap's data key holding the table
@@ -88,9 +89,8 @@ class GatewayTableRouter(_TableRouter):
         super().__init__(target)
         cfg = load_config()
         self.key = key or cfg.serving.routing_key
-        if client is None:
-            factory = RedisCluster if cfg.redis.cluster else redis.Redis
-            client = factory.from_url(cfg.redis.url, socket_timeout=cfg.redis.socket_timeout_s)
+        if client is None:  # AUTH and TLS as every vidrec Redis client has them
+            client = redis_client(cfg.redis, socket_timeout=cfg.redis.socket_timeout_s)
         self.client = client
 
     def _read(self) -> bytes | None:
