@@ -3,6 +3,7 @@ and assertions on the rendered manifests of each profile."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import re
 import subprocess
@@ -228,6 +229,7 @@ def test_secrets_come_from_secret_refs_and_auth_is_on_by_default() -> None:
         assert "value" not in env[name]
     cm = find(docs, "ConfigMap", "vidrec-env")["data"]
     assert cm["VIDREC_REDIS__TLS"] == "false"
+    assert float(cm["VIDREC_SERVING__RATE_LIMIT_PER_S"]) > 0  # per-client limits on by default
     assert not any(k in cm for k in ("VIDREC_SERVING__API_KEYS", "VIDREC_REDIS__PASSWORD"))
     secret = find(docs, "Secret", "vidrec-secrets")
     assert set(secret["data"]) == {
@@ -238,6 +240,10 @@ def test_secrets_come_from_secret_refs_and_auth_is_on_by_default() -> None:
         "redis-password",
     }
     assert all(secret["data"].values())
+    from vidrec.security.lake_crypto import parse_key  # the generated key is one vidrec reads
+
+    lake_key = base64.b64decode(secret["data"]["lake-key"]).decode()
+    assert len(parse_key(lake_key)) == 32
     off = render_with("auth.enabled=false", "redis.tls=true")
     c = find(off, "Deployment", "vidrec-recommender")["spec"]["template"]["spec"]["containers"][0]
     assert "VIDREC_SERVING__API_KEYS" not in {e["name"] for e in c["env"]}
