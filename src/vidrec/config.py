@@ -190,7 +190,7 @@ class RolloutConfig:
     tick_s: float = 5.0
     prometheus_url: str = ""  # "" → the local stack's Prometheus (stack.prometheus_port)
     triton_url: str = ""  # "" → model versions are managed elsewhere (e.g. KServe)
-    metrics_port: int = 8080  # the operator's own /metrics (vidrec_rollout_*); 0 = off
+    metrics_port: int = 9470  # the operator's own /metrics (vidrec_rollout_*); 0 = off
 
 
 @dataclass(frozen=True)
