@@ -125,6 +125,9 @@ class ServingConfig:
     popular_k: int = 200
     # Variants: the routing table lives in Redis under this key (the operator writes it).
     routing_key: str = "vidrec:routing:ranker"
+    # The routing table from a file instead (a ConfigMap the gateway-table-configmap router
+    # writes, mounted by the chart); "" = the Redis key above.
+    routing_file: str = ""
     variant_salt: str = "vidrec-variants-v1"
     # "local": the Recommender holds the ANN index and rule tables (fastest: no hop);
     # "remote": it composes the Retrieval service with bentoml.depends(url=retrieval_url),

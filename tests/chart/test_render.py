@@ -415,3 +415,24 @@ def test_schema_rejects_invalid_values(sets: list[str], field: str) -> None:
 def test_lint_rejects_invalid_values_too() -> None:
     result = helm("lint", str(CHART), "--set", "events.processor.replicas=-3", check=False)
     assert result.returncode != 0 and "/events/processor/replicas" in result.stdout + result.stderr
+
+
+def test_routing_configmap_is_mounted_where_serving_reads_it() -> None:
+    """The gateway-table-configmap router's ConfigMap reaches the API pods as the file that
+    ``ServingConfig.routing_file`` names; by default serving reads the Redis key."""
+    from vidrec.rollout.routers.gateway_table import CONFIGMAP_KEY
+
+    default = find(rendered("default"), "ConfigMap", "vidrec-env")["data"]
+    assert default.get("VIDREC_SERVING__ROUTING_FILE", "") == ""
+    docs = render_with("routing.configMap=ranker")
+    path = find(docs, "ConfigMap", "vidrec-env")["data"]["VIDREC_SERVING__ROUTING_FILE"]
+    assert Path(path).name == CONFIGMAP_KEY
+    for name in ("vidrec-recommender", "vidrec-grpc"):
+        pod = find(docs, "Deployment", name)["spec"]["template"]["spec"]
+        volume = next(v for v in pod["volumes"] if v["name"] == "routing")
+        assert volume["configMap"] == {"name": "ranker", "optional": True}
+        mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "routing")
+        assert mount["mountPath"] == str(Path(path).parent) and mount["readOnly"]
+    with pytest.raises(subprocess.CalledProcessError) as bad:
+        render_with("routing.configMap=Not_A_Name")
+    assert "routing.configMap" in bad.value.stderr or "configMap" in bad.value.stderr

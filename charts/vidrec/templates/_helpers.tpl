@@ -178,3 +178,17 @@ env:
       {{- end }}
     {{- end }}
 {{- end -}}
+
+{{/* The ranker routing table from a ConfigMap (the gateway-table-configmap router writes it);
+optional, so pods start before the first rollout creates it. */}}
+{{- define "vidrec.routingMount" -}}
+{{- if .Values.routing.configMap -}}
+- {name: routing, mountPath: /etc/vidrec/routing, readOnly: true}
+{{- end -}}
+{{- end -}}
+{{- define "vidrec.routingVolume" -}}
+{{- if .Values.routing.configMap -}}
+- name: routing
+  configMap: {name: {{ .Values.routing.configMap }}, optional: true}
+{{- end -}}
+{{- end -}}

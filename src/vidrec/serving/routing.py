@@ -1,7 +1,10 @@
 """The ranker routing table as serving sees it: read from Redis, cached for a few seconds.
 
 The rollout operator writes the table (:class:`~vidrec.pipeline.variants.RoutingTable` JSON)
-under ``ServingConfig.routing_key``. Serving re-reads it at most every ``ttl_s``, so a weight
+under ``ServingConfig.routing_key`` (the ``gateway-table`` router), or into a ConfigMap (the
+``gateway-table-configmap`` router) that the chart mounts into serving pods: then
+``ServingConfig.routing_file`` names the mounted file and the cache reads that instead.
+Serving re-reads it at most every ``ttl_s``, so a weight
 change reaches every replica within seconds while a request never waits on Redis for it. A
 missing key means the default table. When Redis fails or the value does not parse, the last
 good table stays in force (counted in ``read_errors`` / ``parse_errors``): a rollout hiccup
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import redis
 from redis.cluster import RedisCluster
@@ -20,6 +24,19 @@ from vidrec.pipeline.base import DependencyError
 from vidrec.pipeline.resilience import CircuitBreaker
 from vidrec.pipeline.variants import DEFAULT_TABLE, RoutingTable, VariantRoute, assign_variant
 from vidrec.serving.calls import BlockingCalls
+
+
+def file_reader(path: str | Path) -> Callable[[], bytes | None]:
+    """Read a mounted ConfigMap's table; a missing file (no rollout yet) is the default."""
+    file = Path(path)
+
+    def read() -> bytes | None:
+        try:
+            return file.read_bytes()
+        except FileNotFoundError:
+            return None
+
+    return read
 
 
 def parse_table(raw: bytes | None) -> RoutingTable:
@@ -39,9 +56,11 @@ class RoutingCache:
         ttl_s: float = 2.0,
         timeout_s: float = 0.05,
         clock: Callable[[], float] = time.monotonic,
+        reader: Callable[[], bytes | None] | None = None,
     ) -> None:
         self.client = client
         self.key = key
+        self._reader = reader or self._from_redis
         self.salt = salt
         self.ttl_s = ttl_s
         self.timeout_s = timeout_s
@@ -63,13 +82,17 @@ class RoutingCache:
             return self._table
         self._read_at = now  # one refresh per ttl, even when it fails
         try:
-            raw = await self._calls.run(lambda: self.client.get(self.key), self.timeout_s)
-            self._table = parse_table(raw)  # type: ignore[arg-type]
-        except DependencyError:
+            raw = await self._calls.run(self._reader, self.timeout_s)
+            self._table = parse_table(raw)
+        except (DependencyError, OSError):
             self.read_errors += 1
         except ValueError:
             self.parse_errors += 1
         return self._table
+
+    def _from_redis(self) -> bytes | None:
+        raw: bytes | None = self.client.get(self.key)  # type: ignore[assignment]
+        return raw
 
     async def variant_for(self, key: str | int) -> VariantRoute:
         """The variant serving ``key`` (a user id, or a session for anonymous requests)."""

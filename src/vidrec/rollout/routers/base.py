@@ -6,8 +6,9 @@ object on every tick, so a hand edit or a lost write shows up instead of being a
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -60,3 +61,18 @@ def check_weights(stable: int, candidate: int) -> None:
             raise ValueError(f"{name} weight: must be an int in 0..100, got {value!r}")
     if stable + candidate != 100:
         raise ValueError(f"weights: stable + candidate must be 100, got {stable} + {candidate}")
+
+
+def kube_api_client() -> Any:
+    """A Kubernetes ApiClient: ``$KUBECONFIG`` as set *now* (the kubernetes package fixes its
+    default path at import), else the in-cluster service account, else ``~/.kube/config``."""
+    from kubernetes import client, config
+    from kubernetes.config.config_exception import ConfigException
+
+    if path := os.environ.get("KUBECONFIG"):
+        return config.new_client_from_config(config_file=path)
+    try:
+        config.load_incluster_config()
+    except ConfigException:
+        return config.new_client_from_config()
+    return client.ApiClient()

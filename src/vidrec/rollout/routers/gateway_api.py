@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from vidrec.rollout.routers.base import RouteTarget, check_weights
+from vidrec.rollout.routers.base import RouteTarget, check_weights, kube_api_client
 
 GROUP, VERSION, PLURAL = "gateway.networking.k8s.io", "v1", "httproutes"
 
@@ -22,10 +22,9 @@ class GatewayAPIRouter:
         self.stable_backend = target.stable_backend or f"{target.model}-stable"
         self.candidate_backend = target.candidate_backend or f"{target.model}-canary"
         if api is None:
-            from kubernetes import client, config
+            from kubernetes import client
 
-            config.load_config()
-            api = client.CustomObjectsApi()
+            api = client.CustomObjectsApi(kube_api_client())
         self.api = api
 
     def _rules(self) -> list[dict[str, Any]]:

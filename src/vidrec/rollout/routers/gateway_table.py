@@ -19,7 +19,7 @@ from redis.cluster import RedisCluster
 
 from vidrec.config import load_config
 from vidrec.pipeline.variants import RoutingTable, VariantRoute
-from vidrec.rollout.routers.base import RouteTarget, check_weights
+from vidrec.rollout.routers.base import RouteTarget, check_weights, kube_api_client
 from vidrec.security.redis_conn import client as redis_client
 
 STABLE, CANARY = "stable", "canary"
@@ -107,10 +107,9 @@ class GatewayTableConfigMapRouter(_TableRouter):
     def __init__(self, target: RouteTarget, *, api: Any = None) -> None:
         super().__init__(target)
         if api is None:
-            from kubernetes import client, config
+            from kubernetes import client
 
-            config.load_config()
-            api = client.CoreV1Api()
+            api = client.CoreV1Api(kube_api_client())
         self.api = api
 
     def _read(self) -> str | None:

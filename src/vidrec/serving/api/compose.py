@@ -44,7 +44,7 @@ from vidrec.serving.impressions import RedisStreamImpressionSink
 from vidrec.serving.live_trending import LiveTrending
 from vidrec.serving.ranker import TritonRankerClient
 from vidrec.serving.retrieval import LocalRetrieval
-from vidrec.serving.routing import RoutingCache
+from vidrec.serving.routing import RoutingCache, file_reader
 from vidrec.serving.state import ServingState
 
 IMPRESSION_MAXLEN = 1_000_000
@@ -73,7 +73,8 @@ def build_api(
     features = FeatureFetcher(store, user_spec(state.static_dim), s,
                               n_buckets=cfg.features.n_buckets)  # fmt: skip
     observer.watch_features(features)
-    routing = RoutingCache(client, s.routing_key, s.variant_salt)
+    reader = file_reader(s.routing_file) if s.routing_file else None  # a mounted ConfigMap
+    routing = RoutingCache(client, s.routing_key, s.variant_salt, reader=reader)
     t = cfg.triton
     score_timeout_s = s.deadline_score_ms / 1000
     ranker = TritonRankerClient(
