@@ -144,26 +144,39 @@ def _recommend_route(surface: str) -> Route:
     return Route(f"{PREFIX}/recommendations/{surface}", handler, methods=["GET"])
 
 
+async def _counted(
+    request: Request, endpoint: str, respond: Callable[[], Awaitable[Response]]
+) -> Response:
+    """A write endpoint's answer: an ApiError becomes its JSON error, and every answer is
+    counted by status code (an unexpected exception as the 500 it becomes)."""
+    code = 500
+    try:
+        response = await respond()
+        code = response.status_code
+        return response
+    except ApiError as exc:
+        code = exc.status
+        return _error(exc)
+    finally:
+        api_obj = getattr(request.app.state, "api", None)
+        if api_obj is not None:
+            api_obj.observer.request(endpoint, "", code, 0.0)
+
+
 def _intake_route(
     path: str, endpoint: str, call: Callable[[EventIntake, Any], Awaitable[IntakeResult]]
 ) -> Route:
-    async def handler(request: Request) -> Response:
-        code = 202
+    async def accept(request: Request) -> Response:
+        api = _api(request)
+        payload = await _json_body(request)
         try:
-            api = _api(request)
-            payload = await _json_body(request)
-            try:
-                result = await call(api.intake, payload)
-            except DependencyError as exc:
-                raise unavailable(exc) from exc
-            return JSONResponse(result.body(), status_code=202)
-        except ApiError as exc:
-            code = exc.status
-            return _error(exc)
-        finally:
-            api_obj = getattr(request.app.state, "api", None)
-            if api_obj is not None:
-                api_obj.observer.request(endpoint, "", code, 0.0)
+            result = await call(api.intake, payload)
+        except DependencyError as exc:
+            raise unavailable(exc) from exc
+        return JSONResponse(result.body(), status_code=202)
+
+    async def handler(request: Request) -> Response:
+        return await _counted(request, endpoint, lambda: accept(request))
 
     return Route(path, handler, methods=["POST"])
 
@@ -177,33 +190,28 @@ def parse_user_id(raw: str) -> int:
     return int(raw)
 
 
+async def _erase(request: Request) -> Response:
+    api = _api(request)
+    user_id = parse_user_id(request.path_params["user_id"])
+    principal: Principal = getattr(request.state, "principal", ANONYMOUS)
+    if not principal.may_forget(user_id):
+        api.observer.rejected("http", "forbidden")
+        why = f"a JWT may erase only its own subject, or needs scope {FORGET_SCOPE}"
+        raise ApiError(403, "forbidden", "user_id", why)
+    if api.eraser is None:
+        raise ApiError(503, "unavailable", None, "erasure is not configured on this server")
+    eraser = api.eraser
+    try:
+        done = await asyncio.to_thread(eraser.forget, user_id)
+    except (redis.RedisError, OSError) as exc:
+        raise ApiError(503, "redis_unavailable", None, f"retry: {type(exc).__name__}") from None
+    api.observer.forgotten.inc()
+    return JSONResponse(done.body(), status_code=200)
+
+
 async def _forget(request: Request) -> Response:
     """DELETE /api/v1/users/{user_id}: erase the user's online state, leave a tombstone."""
-    code = 200
-    try:
-        api = _api(request)
-        user_id = parse_user_id(request.path_params["user_id"])
-        principal: Principal = getattr(request.state, "principal", ANONYMOUS)
-        if not principal.may_forget(user_id):
-            api.observer.rejected("http", "forbidden")
-            why = f"a JWT may erase only its own subject, or needs scope {FORGET_SCOPE}"
-            raise ApiError(403, "forbidden", "user_id", why)
-        if api.eraser is None:
-            raise ApiError(503, "unavailable", None, "erasure is not configured on this server")
-        eraser = api.eraser
-        try:
-            done = await asyncio.to_thread(eraser.forget, user_id)
-        except (redis.RedisError, OSError) as exc:
-            raise ApiError(503, "redis_unavailable", None, f"retry: {type(exc).__name__}") from None
-        api.observer.forgotten.inc()
-        return JSONResponse(done.body(), status_code=200)
-    except ApiError as exc:
-        code = exc.status
-        return _error(exc)
-    finally:
-        api_obj = getattr(request.app.state, "api", None)
-        if api_obj is not None:
-            api_obj.observer.request("forget_user", "", code, 0.0)
+    return await _counted(request, "forget_user", lambda: _erase(request))
 
 
 async def _models(request: Request) -> Response:
