@@ -42,9 +42,16 @@ def test_skaffold_parses_and_names_existing_paths() -> None:
             assert patch["value"] == [f"charts/vidrec/values-{name}.yaml"]
 
 
+def _targets(dockerfile: Path) -> set[str]:
+    return set(re.findall(r"^FROM \S+ AS (\S+)$", dockerfile.read_text(), re.M))
+
+
 def test_skaffold_builds_every_dockerfile_and_sets_every_chart_image() -> None:
     built = {REPO / a["docker"]["dockerfile"] for a in _artifacts()}
     assert built == set(DOCKERFILES)
+    for art in _artifacts():  # a target names a stage of its Dockerfile
+        if target := art["docker"].get("target"):
+            assert target in _targets(REPO / art["docker"]["dockerfile"]), art
     values = yaml.safe_load((CHART / "values.yaml").read_text())["image"]
     chart_repos = {k: v["repository"] for k, v in values.items() if isinstance(v, dict)}
     sets = SKAFFOLD["deploy"]["helm"]["releases"][0]["setValueTemplates"]
@@ -62,17 +69,20 @@ def test_skaffold_port_forwards_api_and_prometheus() -> None:
 
 
 def _stages(dockerfile: Path) -> list[str]:
+    """The external base images (a FROM naming an earlier stage is not a base)."""
     text = dockerfile.read_text()
     args = dict(re.findall(r"^ARG (\w+)=(\S+)", text, re.M))
     froms = re.findall(r"^FROM (\S+)", text, re.M)
-    return [re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], f) for f in froms]
+    bases = [re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], f) for f in froms]
+    return [b for b in bases if b not in _targets(dockerfile)]
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
 def test_dockerfiles_are_multistage_pinned_and_non_root(dockerfile: Path) -> None:
     text = dockerfile.read_text()
     bases = _stages(dockerfile)
-    assert len(bases) >= 2, "multi-stage"
+    assert len(re.findall(r"^FROM ", text, re.M)) >= 2, "multi-stage"
+    assert bases
     for base in bases:
         assert re.search(r":[0-9][\w.-]*$|@sha256:[0-9a-f]{64}$", base), f"unpinned base {base}"
         assert not base.endswith(":latest")
@@ -83,17 +93,30 @@ def test_dockerfiles_are_multistage_pinned_and_non_root(dockerfile: Path) -> Non
             assert (REPO / path).exists(), f"{dockerfile}: COPY {path} does not exist"
 
 
-def _exec_form(dockerfile: Path, instruction: str) -> list[str]:
+def _exec_form(dockerfile: Path, instruction: str, target: str | None = None) -> list[str]:
+    """The exec-form ``instruction`` of the final stage, or of stage ``target``."""
     text = dockerfile.read_text().replace("\\\n", "")
+    if target is not None:
+        stage = re.search(rf"^FROM \S+ AS {target}$(.*?)(?=^FROM |\Z)", text, re.M | re.S)
+        assert stage, f"{dockerfile}: no stage {target}"
+        text = stage.group(1)
     found = re.findall(rf"^{instruction} (\[.*\])$", text, re.M)
     return list(yaml.safe_load(found[-1])) if found else []
+
+
+@pytest.mark.parametrize("target", ["recommender", "operator", "jobs"])
+def test_every_python_target_runs_as_non_root(target: str) -> None:
+    text = (REPO / "images" / "python" / "Dockerfile").read_text()
+    stage = re.search(rf"^FROM \S+ AS {target}$(.*?)(?=^FROM |\Z)", text, re.M | re.S)
+    assert stage and re.search(r"^USER [1-9][0-9]*:[1-9][0-9]*$", stage.group(1), re.M)
 
 
 def test_image_entrypoints_are_the_stack_commands() -> None:
     from vidrec.stack import services
 
     images = REPO / "images"
-    rec = _exec_form(images / "recommender" / "Dockerfile", "CMD")
+    python = images / "python" / "Dockerfile"
+    rec = _exec_form(python, "CMD", "recommender")
     assert rec[:5] == [
         "python",
         "-m",
@@ -101,10 +124,9 @@ def test_image_entrypoints_are_the_stack_commands() -> None:
         "serve",
         f"{services.BENTO_SERVICE_FILE}:Recommender",
     ]
-    op = _exec_form(images / "operator" / "Dockerfile", "ENTRYPOINT")
-    op += _exec_form(images / "operator" / "Dockerfile", "CMD")
+    op = _exec_form(python, "ENTRYPOINT", "operator") + _exec_form(python, "CMD", "operator")
     assert op[:2] == ["kopf", "run"] and (REPO / op[-1]).is_file()
-    assert _exec_form(images / "jobs" / "Dockerfile", "ENTRYPOINT") == ["vidrec"]
+    assert _exec_form(python, "ENTRYPOINT", "jobs") == ["vidrec"]
     assert _exec_form(images / "triton" / "Dockerfile", "ENTRYPOINT") == ["tritonserver"]
     init = _exec_form(images / "model-init" / "Dockerfile", "ENTRYPOINT")
     assert init == ["python", "/app/fetch_models.py"]
