@@ -61,6 +61,7 @@ def _advance(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, command: str |
     for event in result.events:
         post = kopf.warn if event.warning else kopf.info
         post(body, reason=event.reason, message=event.message)
+        SETTINGS.notifier.post(event.reason, f"{namespace}/{name}: {event.message}")
 
 
 @kopf.on.create(*RESOURCE)

@@ -194,6 +194,9 @@ class RolloutConfig:
     prometheus_url: str = ""  # "" → the local stack's Prometheus (stack.prometheus_port)
     triton_url: str = ""  # "" → model versions are managed elsewhere (e.g. KServe)
     metrics_port: int = 9470  # the operator's own /metrics (vidrec_rollout_*); 0 = off
+    # Transitions also go to a chat webhook ("slack" / "webhook": {"text": ...}); "" = Events only.
+    notifier: str = ""
+    notifier_url: str = field(default="", repr=False)  # webhook URLs are credentials
 
 
 @dataclass(frozen=True)

@@ -436,3 +436,19 @@ def test_routing_configmap_is_mounted_where_serving_reads_it() -> None:
     with pytest.raises(subprocess.CalledProcessError) as bad:
         render_with("routing.configMap=Not_A_Name")
     assert "routing.configMap" in bad.value.stderr or "configMap" in bad.value.stderr
+
+
+def test_operator_notifier_url_comes_from_a_secret() -> None:
+    docs = render_with("operator.notifier.type=slack", "operator.notifier.urlSecret.name=hooks")
+    pod = find(docs, "Deployment", "vidrec-operator")["spec"]["template"]["spec"]
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["VIDREC_ROLLOUT__NOTIFIER"]["value"] == "slack"
+    ref = env["VIDREC_ROLLOUT__NOTIFIER_URL"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "hooks", "key": "url"}
+    default = find(rendered("default"), "Deployment", "vidrec-operator")["spec"]["template"]
+    assert "VIDREC_ROLLOUT__NOTIFIER" not in {
+        e["name"] for e in default["spec"]["containers"][0]["env"]
+    }
+    with pytest.raises(subprocess.CalledProcessError) as bad:  # a notifier without its URL
+        render_with("operator.notifier.type=slack")
+    assert "urlSecret" in bad.value.stderr

@@ -98,6 +98,8 @@ def run_local(
     while True:
         result = tick(spec, local.read_status(), deps, local.take_command())
         local.write_status(result.status)
+        for event in result.events:
+            settings.notifier.post(event.reason, f"local/{name}: {event.message}")
         on_tick(result)
         if result.phase in TERMINAL or time.monotonic() >= deadline:
             return result

@@ -20,6 +20,7 @@ from vidrec.config import load_config
 from vidrec.rollout import engine
 from vidrec.rollout.analysis import MetricResult, Placeholders, evaluate, queries_for
 from vidrec.rollout.engine import Action, Notify, Observed
+from vidrec.rollout.notify import Notifier, NullNotifier, notifier_for
 from vidrec.rollout.providers import PROVIDERS, MetricProvider, NoData, ProviderError
 from vidrec.rollout.routers import ROUTERS, RouteTarget, TrafficRouter
 from vidrec.rollout.spec import MetricSpec, RolloutSpec, RolloutStatus
@@ -64,6 +65,7 @@ class OperatorSettings:
     prometheus_url: str = ""  # "" → the local stack's Prometheus
     triton_url: str = ""  # "" → versions are managed elsewhere (ExternalModels)
     metrics_port: int = 0  # the operator's /metrics (vidrec_rollout_*); 0 = not served
+    notifier: Notifier = field(default_factory=NullNotifier)  # transitions besides Events
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -74,7 +76,8 @@ class OperatorSettings:
         prometheus = r.prometheus_url or f"http://127.0.0.1:{cfg.stack.prometheus_port}"
         if not 0 <= r.metrics_port <= 65535:
             raise ValueError(f"VIDREC_ROLLOUT__METRICS_PORT: not a port, got {r.metrics_port}")
-        return cls(r.tick_s, prometheus, r.triton_url, r.metrics_port)
+        notifier = notifier_for(r.notifier, {"url": r.notifier_url}) if r.notifier else None
+        return cls(r.tick_s, prometheus, r.triton_url, r.metrics_port, notifier or NullNotifier())
 
 
 @dataclass
