@@ -6,7 +6,7 @@ VIDREC := $(VENV)/bin/vidrec
 PYTEST := $(VENV)/bin/pytest
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: help up down proto bench setup test test-unit test-integration lint format typecheck demo clean
+.PHONY: help up down proto bench setup test test-unit test-integration lint format typecheck demo clean loadtest chaos
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -52,6 +52,31 @@ bench: setup .venv-feast  ## performance figures, each a ratio against a same-ru
 	$(VIDREC) bench offline --out runs/bench
 	$(VIDREC) bench serving --out runs/bench
 	$(VIDREC) bench events --out runs/bench
+
+# make loadtest [HOST=http://host:3000] [USERS=8] [DURATION=30s] [SLA_P99_MS=100] [SLA_FAIL_RATIO=0.001]
+HOST ?= http://127.0.0.1:3000
+USERS ?= 8
+DURATION ?= 30s
+SLA_P99_MS ?= 100
+SLA_FAIL_RATIO ?= 0.001
+LOCUST_CLASSES ?= HttpApiUser
+GRPC_HOST ?= 127.0.0.1:50051
+TRITON_URL ?= 127.0.0.1:8001
+LOADTEST_OUT ?= runs/loadtest
+
+loadtest: setup  ## Locust, headless, USERS for DURATION against HOST (default: the local stack, started if needed); exits non-zero when the SLA breaks
+	@mkdir -p $(LOADTEST_OUT)
+	@if [ "$(HOST)" = "http://127.0.0.1:3000" ]; then $(VIDREC) stack up --artefacts $(ARTEFACTS) >/dev/null; fi
+	@test ! -f $(ARTEFACTS)/manifest.json || $(PY) -m vidrec.loadtest.workload $(ARTEFACTS) $(LOADTEST_OUT)/workload.json
+	$(VENV)/bin/locust -f load_tests/locustfile.py --headless -u $(USERS) -r $(USERS) -t $(DURATION) \
+		--host $(HOST) --grpc-host $(GRPC_HOST) --triton-url $(TRITON_URL) \
+		--sla-p99-ms $(SLA_P99_MS) --sla-fail-ratio $(SLA_FAIL_RATIO) --only-summary \
+		$$(test -f $(LOADTEST_OUT)/workload.json && echo --users-file $(LOADTEST_OUT)/workload.json) \
+		--csv $(LOADTEST_OUT)/loadtest --html $(LOADTEST_OUT)/loadtest_report.html $(LOCUST_CLASSES)
+
+chaos: setup  ## faults under load on a stack of its own (Redis master, Triton, Prometheus, processor, 2x capacity); docs/benchmarks.md
+	@test -f $(ARTEFACTS)/manifest.json || $(VIDREC) pipeline run --profile demo --out $(ARTEFACTS)
+	$(VIDREC) chaos --out runs/chaos --artefacts $(ARTEFACTS)
 
 .venv-feast:  # Feast needs numpy 2: its own venv, used only by the serving benchmark
 	python3 -m venv .venv-feast

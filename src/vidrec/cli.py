@@ -320,5 +320,9 @@ def bench_events(
     run(out, duration_s=duration, batch=batch, clients=clients)
 
 
+from vidrec.loadtest.cli import register as _register_loadtest  # noqa: E402
+
+_register_loadtest(app, bench_app)  # `vidrec bench capacity|soak`, `vidrec chaos`
+
 if __name__ == "__main__":  # pragma: no cover
     app()

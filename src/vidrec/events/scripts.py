@@ -15,6 +15,7 @@ from typing import Any
 import redis
 from redis.cluster import RedisCluster
 from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 
 from vidrec.events.streams import Client
 
@@ -37,13 +38,29 @@ def run_scripts(client: Client, script: Script, calls: Sequence[Call]) -> list[b
             by_node.setdefault(id(node), (node, []))[1].append(i)
     out: list[bool | None] = [None] * len(calls)
     for node, queued in by_node.values():
-        if (id(node), script.sha) not in _loaded:
-            node.script_load(script.script)
-            _loaded.add((id(node), script.sha))
-        pipe = node.pipeline(transaction=False)
-        for i in queued:
-            keys, args = calls[i]  # type: ignore[misc]
-            pipe.evalsha(script.sha, len(keys), *keys, *args)
-        for i, result in zip(queued, pipe.execute(), strict=True):
+        for i, result in zip(
+            queued, _evalshas(node, script, [calls[i] for i in queued]), strict=True
+        ):
             out[i] = bool(result)
     return out
+
+
+def _evalshas(node: redis.Redis, script: Script, calls: Sequence[Call]) -> list[Any]:
+    """One pipelined EVALSHA per call. A node that restarted has lost its script cache
+    (NOSCRIPT): load the script again and resend once — each call is idempotent."""
+    loaded = (id(node), script.sha)
+    for attempt in (1, 2):
+        if loaded not in _loaded:
+            node.script_load(script.script)
+            _loaded.add(loaded)
+        pipe = node.pipeline(transaction=False)
+        for keys, args in calls:  # type: ignore[misc]
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+        try:
+            results: list[Any] = pipe.execute()
+            return results
+        except NoScriptError:
+            _loaded.discard(loaded)
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
