@@ -11,6 +11,7 @@ would add a round trip and vector serialisation to every request for no isolatio
 from __future__ import annotations
 
 import dataclasses
+import gc
 import time
 from typing import Any
 
@@ -128,7 +129,14 @@ def build_api(
     cold_start = None if local is None else keep_live(cfg, state, client, local, store)
     n = cfg.features.n_buckets
     eraser = Eraser(client, pseudonyms, n, cfg.events.tombstone_key)
-    return Api(service, intake, observer, cold_start, Guard.from_config(s), eraser)
+    api = Api(service, intake, observer, cold_start, Guard.from_config(s), eraser)
+    # Everything built so far lives as long as the process: move it out of the collector's
+    # reach. A full collection walking it took 50-75 ms (the state alone), the stalls behind
+    # the soak's p99 (docs/benchmarks.md); frozen, later collections see only request garbage.
+    if s.gc_freeze:
+        gc.collect()
+        gc.freeze()
+    return api
 
 
 def keep_live(
