@@ -452,3 +452,15 @@ def test_operator_notifier_url_comes_from_a_secret() -> None:
     with pytest.raises(subprocess.CalledProcessError) as bad:  # a notifier without its URL
         render_with("operator.notifier.type=slack")
     assert "urlSecret" in bad.value.stderr
+
+
+def test_external_redis_without_auth_gets_no_password() -> None:
+    docs = render_with(
+        "redis.mode=external", "redis.external.url=redis://r:6379/0", "redis.password.enabled=false"
+    )
+    pod = find(docs, "Deployment", "vidrec-recommender")["spec"]["template"]["spec"]
+    assert "VIDREC_REDIS__PASSWORD" not in {e["name"] for e in pod["containers"][0]["env"]}
+    assert "redis-password" not in find(docs, "Secret", "vidrec-secrets")["data"]
+    with pytest.raises(subprocess.CalledProcessError) as bad:  # the bundled one keeps AUTH
+        render_with("redis.password.enabled=false")
+    assert "mode" in bad.value.stderr

@@ -101,8 +101,10 @@ envFrom:
   - configMapRef: {name: {{ include "vidrec.fullname" . }}-env}
 env:
   {{- include "vidrec.tmpEnv" . | nindent 2 }}
+  {{- if .Values.redis.password.enabled }}
   - name: VIDREC_REDIS__PASSWORD
     valueFrom: {secretKeyRef: {name: {{ include "vidrec.redisSecretName" . }}, key: {{ .Values.redis.password.key }}}}
+  {{- end }}
   {{- if .Values.auth.enabled }}
   - name: VIDREC_SERVING__API_KEYS
     valueFrom: {secretKeyRef: {name: {{ include "vidrec.secretName" . }}, key: api-keys}}
