@@ -24,7 +24,7 @@ down:  ## stop everything `make up` started
 proto:  ## regenerate the gRPC stubs from proto/recommender.proto
 	$(PY) -m vidrec.serving.api.proto.generate
 
-setup:  ## idempotent: apt redis/prometheus, helm, .venv (torch first), Triton stub
+setup:  ## idempotent: apt redis/prometheus, helm, .venv (torch first), .venv-operator (kserve), Triton stub
 	@scripts/setup.sh
 
 test: setup  ## the whole suite (unit + integration on real servers); fails if nothing ran
