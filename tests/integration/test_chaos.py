@@ -17,7 +17,7 @@ import pytest
 from rich.console import Console
 
 from tests.integration.settings import SLOW_MACHINE
-from tests.integration.test_loadtest import start_stack
+from tests.integration.test_loadtest import running_stack
 from vidrec.loadtest.chaos import SCENARIOS, Outcome, Timing, run_chaos
 from vidrec.loadtest.stack import LoadStack
 from vidrec.loadtest.workload import from_artefacts
@@ -30,11 +30,8 @@ USERS = 3
 
 @pytest.fixture(scope="module")
 def stack(artefacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoadStack]:
-    s = start_stack(artefacts, tmp_path_factory.mktemp("chaos-stack"), None, SLOW_MACHINE)
-    try:
+    with running_stack(artefacts, tmp_path_factory.mktemp("chaos-stack"), None, SLOW_MACHINE) as s:
         yield s
-    finally:
-        s.down()
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import http.server
 import json
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -40,21 +41,23 @@ def free_stack_ports() -> tuple[BenchPorts, tuple[int, int]]:
     return ports, (proc, lake)
 
 
-def start_stack(
+@contextmanager
+def running_stack(
     artefacts: Path, run_dir: Path, only: set[str] | None, env: dict[str, str] | None = None
-) -> LoadStack:
+) -> Iterator[LoadStack]:
+    """A load-test stack on free ports, up for the block and stopped after it."""
     ports, events_ports = free_stack_ports()
     cfg = loadtest_config(run_dir, artefacts, ports, events_ports)
-    return LoadStack(cfg, artefacts, env=env, only=only).__enter__()
+    with LoadStack(cfg, artefacts, env=env, only=only) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="module")
 def stack(artefacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoadStack]:
-    s = start_stack(artefacts, tmp_path_factory.mktemp("loadtest-stack"), SERVING, SLOW_MACHINE)
-    try:
+    with running_stack(
+        artefacts, tmp_path_factory.mktemp("loadtest-stack"), SERVING, SLOW_MACHINE
+    ) as s:
         yield s
-    finally:
-        s.down()
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -18,6 +19,15 @@ from vidrec.loadtest.timeline import Second, percentile
 def _rel(timeline: Sequence[Second], origin: float | None) -> tuple[float, list[float]]:
     t0 = origin if origin is not None else (timeline[0].t if timeline else 0.0)
     return t0, [s.t - t0 for s in timeline]
+
+
+def _save(fig: Any, path: Path) -> Path:
+    """Every plot here ends the same way: laid out, written as a PNG, its memory freed."""
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
 
 
 def plot_timeline(
@@ -76,11 +86,7 @@ def plot_timeline(
     ax2.legend(loc="upper left", fontsize=8)
     if title:
         ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_capacity(steps: Sequence[Mapping[str, float]], sla: Sla, path: Path, title: str) -> Path:
@@ -99,11 +105,7 @@ def plot_capacity(steps: Sequence[Mapping[str, float]], sla: Sla, path: Path, ti
     lat.axhline(sla.p99_ms, color="red", ls=":", lw=1)
     lat.set_ylabel("p99 (ms)", color="tab:orange")
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_soak(
@@ -132,8 +134,4 @@ def plot_soak(
     ax2.grid(alpha=0.3)
     ax2.legend(fontsize=8)
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
