@@ -12,10 +12,14 @@ Users (pick them by class name; with none named, Locust runs all three):
 - ``TritonUser``: the ranker itself over KServe V2 gRPC at ``--triton-url`` (batch
   ``--triton-batch``, input width read from the served model's config).
 
-SLA gate (``--sla-p99-ms``, default 100; ``--sla-fail-ratio``, default 0.001): when Locust
-quits, p99 and the failure ratio of all requests decide the exit code (0 pass, 3 broken).
-With ``--csv PREFIX`` Locust writes its CSVs and this file adds ``PREFIX_summary.json``
-(per-second timeline, accepted event ids, verdict) and ``PREFIX_latency.png``.
+SLA gate (``--sla-p99-ms``, default 100; ``--sla-fail-ratio``, default 0.001;
+``--sla-degraded-ratio``, default 0.01): when Locust quits, p99 and the failure ratio of all
+requests and the share of recommendation answers served ``degraded`` decide the exit code (0
+pass, 3 broken). A degraded answer (a 200 whose body, or a gRPC reply whose field, says
+``degraded``) is no Locust failure: the users flag it in the request event's context and the
+per-second recorder counts it. With ``--csv PREFIX`` Locust writes its CSVs and this file adds
+``PREFIX_summary.json`` (per-second timeline, accepted event ids, degraded and answer counts,
+verdict) and ``PREFIX_latency.png``.
 ``VIDREC_API_KEY`` (or ``--api-key``) is sent as ``Authorization: Bearer <key>`` (HTTP) and
 ``authorization`` metadata (gRPC) when set. The logic lives in :mod:`vidrec.loadtest`.
 """
@@ -39,8 +43,15 @@ from locust import FastHttpUser, User, events, task  # noqa: E402
 from locust.env import Environment  # noqa: E402
 
 from vidrec.loadtest import mix as mixes  # noqa: E402
-from vidrec.loadtest.sla import EXIT_SLA_BROKEN, Sla, judge  # noqa: E402
-from vidrec.loadtest.timeline import Recorder, RunSummary  # noqa: E402
+from vidrec.loadtest.sla import (  # noqa: E402
+    DEFAULT_DEGRADED_RATIO,
+    DEFAULT_FAIL_RATIO,
+    DEFAULT_P99_MS,
+    EXIT_SLA_BROKEN,
+    Sla,
+    judge,
+)
+from vidrec.loadtest.timeline import Recorder, RunSummary, share  # noqa: E402
 from vidrec.loadtest.workload import EventMaker, Workload, load_workload, query  # noqa: E402
 
 log = logging.getLogger("vidrec.loadtest")
@@ -70,8 +81,16 @@ def _spawned(user_count: int, **_: Any) -> None:
 @events.init_command_line_parser.add_listener
 def _options(parser: Any) -> None:
     g = parser.add_argument_group("vidrec")
-    g.add_argument("--sla-p99-ms", type=float, default=100.0, help="SLA: p99 limit (ms)")
-    g.add_argument("--sla-fail-ratio", type=float, default=0.001, help="SLA: failure ratio limit")
+    g.add_argument("--sla-p99-ms", type=float, default=DEFAULT_P99_MS, help="SLA: p99 limit (ms)")
+    g.add_argument(
+        "--sla-fail-ratio", type=float, default=DEFAULT_FAIL_RATIO, help="SLA: failure ratio limit"
+    )
+    g.add_argument(
+        "--sla-degraded-ratio",
+        type=float,
+        default=DEFAULT_DEGRADED_RATIO,
+        help="SLA: limit on the share of recommendation answers served degraded",
+    )
     g.add_argument("--mix", default="", help="home=70,related=15,trending=5,events=10")
     g.add_argument("--users-file", default="", help="workload JSON (vidrec.loadtest.workload)")
     g.add_argument("--think-ms", type=float, default=500.0, help="mean wait between requests")
@@ -94,7 +113,7 @@ def _init(environment: Environment, **_: Any) -> None:
         State.events = EventMaker(State.workload, f"lt-{os.getpid()}")
         return
     try:
-        Sla(opts.sla_p99_ms, opts.sla_fail_ratio)
+        _sla(environment)
         State.mix = mixes.parse_mix(opts.mix)
         State.workload = load_workload(opts.users_file or None)
     except ValueError as exc:
@@ -110,6 +129,13 @@ def _init(environment: Environment, **_: Any) -> None:
         len(State.workload.users),
         len(State.workload.videos),
     )
+
+
+def _sla(environment: Environment) -> Sla:
+    opts = environment.parsed_options
+    if opts is None:
+        return Sla()
+    return Sla(opts.sla_p99_ms, opts.sla_fail_ratio, opts.sla_degraded_ratio)
 
 
 @events.request.add_listener
@@ -307,12 +333,18 @@ class TritonUser(User):
 
 @events.quitting.add_listener
 def _gate(environment: Environment, **_: Any) -> None:
-    """The SLA gate: p99 and failure ratio of every request → the process exit code."""
+    """The SLA gate: p99 and failure ratio of every request and the degraded share of the
+    recommendation answers → the process exit code."""
     opts = environment.parsed_options
-    sla = Sla(opts.sla_p99_ms, opts.sla_fail_ratio) if opts is not None else Sla()
+    sla = _sla(environment)
     total = environment.stats.total
     p99 = float(total.get_response_time_percentile(0.99) or 0.0)
-    verdict = judge(p99, total.fail_ratio, total.num_requests, sla)
+    timeline = State.recorder.timeline()
+    degraded = sum(s.degraded for s in timeline)
+    answers = sum(s.answers for s in timeline)
+    verdict = judge(
+        p99, total.fail_ratio, total.num_requests, sla, degraded_ratio=share(degraded, answers)
+    )
     environment.process_exit_code = 0 if verdict.passed else EXIT_SLA_BROKEN
     log.warning("%s (SLA: %s)", verdict.describe(), sla.describe())
     prefix = getattr(opts, "csv_prefix", None) if opts is not None else None
@@ -344,8 +376,10 @@ def _gate(environment: Environment, **_: Any) -> None:
             for e in environment.stats.entries.values()
         },
         accepted_events=State.accepted,
-        timeline=State.recorder.timeline(),
+        timeline=timeline,
         exit_code=environment.process_exit_code,
+        degraded=degraded,
+        answers=answers,
     )
     if summary_file:
         summary.save(Path(summary_file))

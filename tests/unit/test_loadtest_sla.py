@@ -11,28 +11,43 @@ from vidrec.loadtest.mix import DEFAULT_MIX, parse_mix, pick
 from vidrec.loadtest.sla import Sla, judge
 
 
-def test_gate_passes_within_both_limits() -> None:
-    v = judge(p99_ms=80.0, fail_ratio=0.0005, requests=1_000, sla=Sla(100, 0.001))
+def test_gate_passes_within_all_limits() -> None:
+    v = judge(80.0, 0.0005, 1_000, Sla(100, 0.001, 0.01), degraded_ratio=0.009)
     assert v.passed and v.reasons == ()
-    assert "SLA PASSED" in v.describe()
+    assert v.describe().startswith("SLA PASSED")
+    assert "degraded 0.90%" in v.describe()  # reported beside p99 and failures
 
 
 @pytest.mark.parametrize(
-    ("p99", "fail", "why"),
+    ("p99", "fail", "degraded", "why"),
     [
-        (101.0, 0.0, "p99 101.0 ms > 100 ms"),
-        (50.0, 0.002, "failure ratio"),
-        (math.nan, 0.0, "p99 nan"),
+        (101.0, 0.0, 0.0, "p99 101.0 ms > 100 ms"),
+        (50.0, 0.002, 0.0, "failure ratio"),
+        (math.nan, 0.0, 0.0, "p99 nan"),
+        (50.0, 0.0, 0.011, "degraded share 1.10% > 1.00%"),
     ],
 )
-def test_gate_names_what_broke(p99: float, fail: float, why: str) -> None:
-    v = judge(p99, fail, 500, Sla(100, 0.001))
+def test_gate_names_what_broke(p99: float, fail: float, degraded: float, why: str) -> None:
+    v = judge(p99, fail, 500, Sla(100, 0.001, 0.01), degraded_ratio=degraded)
     assert not v.passed
     assert any(why in r for r in v.reasons), v.reasons
+    assert why in v.describe()
+
+
+def test_degraded_answers_break_the_sla_by_default() -> None:
+    """A fast, error-free run served mostly degraded is not a pass (the default limit: 1 %)."""
+    v = judge(20.0, 0.0, 1_000, Sla(), degraded_ratio=0.8)
+    assert not v.passed and v.degraded_ratio == pytest.approx(0.8)
+    assert judge(20.0, 0.0, 1_000, Sla(), degraded_ratio=0.01).passed  # at the limit: met
+
+
+def test_no_recommendation_answers_leave_the_degraded_limit_out() -> None:
+    v = judge(20.0, 0.0, 100, Sla(100, 0.001, 0.0), degraded_ratio=math.nan)
+    assert v.passed and "degraded n/a" in v.describe()
 
 
 def test_no_requests_is_a_failure_not_a_pass() -> None:
-    assert not judge(0.0, 0.0, 0, Sla()).passed
+    assert not judge(0.0, 0.0, 0, Sla(), degraded_ratio=math.nan).passed
 
 
 def test_limits_are_validated() -> None:
@@ -40,6 +55,9 @@ def test_limits_are_validated() -> None:
         Sla(0, 0.1)
     with pytest.raises(ValueError, match="fail_ratio"):
         Sla(100, 1.5)
+    with pytest.raises(ValueError, match="degraded_ratio"):
+        Sla(100, 0.1, -0.01)
+    assert "degraded ≤ 1.00%" in Sla().describe()
 
 
 def test_default_mix_is_the_one_users_asked_for() -> None:

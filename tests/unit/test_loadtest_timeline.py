@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,15 @@ def test_recorder_bins_by_second_and_window_aggregates() -> None:
     assert w.p50_ms == pytest.approx(15.0)
 
 
+def test_a_failed_call_is_not_counted_as_a_degraded_answer() -> None:
+    rec = Recorder()
+    rec.record(100.0, 5.0, True, False, True, False)  # failed, body said degraded
+    rec.record(100.1, 5.0, False, False, False, False)  # an engagement event
+    w = window(rec.timeline())
+    assert (w.degraded, w.answers) == (0, 0)
+    assert math.isnan(w.degraded_ratio)  # no answers: no share, not 0 %
+
+
 def test_merge_adds_seconds_of_two_processes() -> None:
     merged = merge_timelines([sec(1), sec(2)], [sec(2, n=5, ms=50.0)])
     assert [s.requests for s in merged] == [10, 15]
@@ -57,7 +67,7 @@ def test_summary_round_trips(tmp_path: Path) -> None:
     sla = Sla(100, 0.001)
     s = RunSummary(
         sla=sla,
-        verdict=judge(10, 0, 20, sla),
+        verdict=judge(10, 0, 20, sla, degraded_ratio=0.05),
         users=2,
         started_at=1.0,
         ended_at=3.0,
@@ -69,14 +79,19 @@ def test_summary_round_trips(tmp_path: Path) -> None:
         by_name={"GET home": {"requests": 20.0}},
         accepted_events=[("e-1", 7)],
         timeline=[sec(1), sec(2)],
+        degraded=1,
+        answers=20,
     )
     back = read_summary(s.save(tmp_path / "s.json"))
     assert back == s
+    assert back.degraded_ratio == pytest.approx(0.05)
+    assert back.verdict.degraded_ratio == pytest.approx(0.05)
 
 
 def summary(timeline: list[Second], start: float, end: float) -> RunSummary:
     sla = Sla()
-    return RunSummary(sla, judge(1, 0, 1, sla), 1, start, end, 1, 0, 1, 1, 1, {}, [], timeline)
+    verdict = judge(1, 0, 1, sla, degraded_ratio=0.0)
+    return RunSummary(sla, verdict, 1, start, end, 1, 0, 1, 1, 1, {}, [], timeline)
 
 
 def test_capacity_step_leaves_out_warmup_and_judges_the_rest() -> None:
@@ -85,6 +100,17 @@ def test_capacity_step_leaves_out_warmup_and_judges_the_rest() -> None:
     assert step.passed and step.rps == pytest.approx(20.0) and step.p99_ms == pytest.approx(40)
     slow = judge_step(summary(tl, 100.0, 111.5), users=4, sla=Sla(100, 0.001), warmup_s=0)
     assert not slow.passed  # the slow first second counts now
+
+
+def test_capacity_step_breaks_when_too_many_answers_are_degraded() -> None:
+    """Fast and error-free, but 2 of 20 answers a second degraded: 10 % > the 1 % limit."""
+    tl = [sec(t, n=20, ms=40.0, degraded=2) for t in range(100, 110)]
+    step = judge_step(summary(tl, 100.0, 110.5), users=4, sla=Sla(100, 0.001, 0.01), warmup_s=0)
+    assert not step.passed and step.degraded_ratio == pytest.approx(0.1)
+    assert step.p99_ms <= 100 and step.fail_ratio == 0
+    assert step.reasons == ("degraded share 10.00% > 1.00%",)
+    lenient = judge_step(summary(tl, 100.0, 110.5), users=4, sla=Sla(100, 0.001, 0.2), warmup_s=0)
+    assert lenient.passed and lenient.reasons == ()
 
 
 def test_recovery_is_the_first_healthy_window_after_the_undo() -> None:

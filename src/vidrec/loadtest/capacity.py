@@ -1,10 +1,12 @@
-"""`vidrec bench capacity`: ramp Locust users until p99 breaks the SLA; the highest sustained
+"""`vidrec bench capacity`: ramp Locust users until they break the SLA; the highest sustained
 req/s on this machine, and per core.
 
 A warm-up run (not judged) fills the caches first. Each step is then its own headless Locust
 run of ``step_s`` seconds with every user spawned at once (short think time: each user is a
 busy client); its first ``warmup_s`` seconds (connections, spawn) are left out and the rest is
-judged against the SLA (p99 and failure ratio of that window, from the per-second timeline).
+judged against the SLA with the Locust gate's own :func:`~vidrec.loadtest.sla.judge` (p99,
+failure ratio and degraded share of that window, from the per-second timeline): a rate served
+by degrading answers is not a capacity.
 The ramp stops after ``patience`` steps in a row break it (one noisy step on a shared machine
 does not end it); the capacity is the highest req/s of a step that met it. Everything, Locust
 included, shares this machine's cores: per core = req/s ÷ ``os.cpu_count()``.
@@ -24,7 +26,7 @@ from rich.table import Table
 
 from vidrec.loadtest.locust_run import LocustSpec, run_locust
 from vidrec.loadtest.report import plot_capacity
-from vidrec.loadtest.sla import DEFAULT_SLA, Sla
+from vidrec.loadtest.sla import DEFAULT_SLA, Sla, judge
 from vidrec.loadtest.timeline import RunSummary, between, window
 
 DEFAULT_STEPS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
@@ -41,6 +43,7 @@ class Step:
     requests: int
     passed: bool
     loadavg_1m: float = 0.0  # the machine's 1-minute load average when the step ended
+    reasons: tuple[str, ...] = ()  # why it broke the SLA
 
 
 @dataclass(frozen=True)
@@ -81,9 +84,17 @@ def judge_step(summary: RunSummary, users: int, sla: Sla, warmup_s: float) -> St
     """The step's steady window (after warm-up, whole seconds only) against the SLA."""
     steady = between(summary.timeline, summary.started_at + warmup_s, math.floor(summary.ended_at))
     w = window(steady, span_s=len(steady) or None)
-    passed = w.requests > 0 and w.p99_ms <= sla.p99_ms and w.fail_ratio <= sla.fail_ratio
+    verdict = judge(w.p99_ms, w.fail_ratio, w.requests, sla, degraded_ratio=w.degraded_ratio)
     return Step(
-        users, w.rps, w.p50_ms, w.p99_ms, w.fail_ratio, w.degraded_ratio, w.requests, bool(passed)
+        users,
+        w.rps,
+        w.p50_ms,
+        w.p99_ms,
+        w.fail_ratio,
+        w.degraded_ratio,
+        w.requests,
+        verdict.passed,
+        reasons=verdict.reasons,
     )
 
 
@@ -144,11 +155,15 @@ def ramp(
             judge_step(result.summary, users, sla, warmup_s), loadavg_1m=os.getloadavg()[0]
         )
         done.append(step)
-        mark = "[green]meets SLA[/]" if step.passed else "[red]breaks SLA[/]"
+        mark = (
+            "[green]meets SLA[/]"
+            if step.passed
+            else f"[red]breaks SLA[/] ({'; '.join(step.reasons)})"
+        )
         console.print(
             f"  {users:3d} users: {step.rps:6.1f} req/s, p50 {step.p50_ms:6.1f} ms, "
             f"p99 {step.p99_ms:7.1f} ms, failed {step.fail_ratio:.2%}, "
-            f"degraded {step.degraded_ratio:.1%}, load avg {step.loadavg_1m:.1f} → {mark}"
+            f"degraded {step.degraded_ratio:.2%}, load avg {step.loadavg_1m:.1f} → {mark}"
         )
         broken = 0 if step.passed else broken + 1
         if broken >= patience:
@@ -183,7 +198,7 @@ def report(cap: Capacity, console: Console) -> None:
             f"{s.p50_ms:.1f}",
             f"{s.p99_ms:.1f}",
             f"{s.fail_ratio:.2%}",
-            f"{s.degraded_ratio:.1%}",
+            f"{s.degraded_ratio:.2%}",
             f"{s.loadavg_1m:.1f}",
             "[green]meets[/]" if s.passed else "[red]breaks[/]",
         )

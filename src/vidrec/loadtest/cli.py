@@ -16,12 +16,20 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from vidrec.loadtest.sla import DEFAULT_FAIL_RATIO, DEFAULT_P99_MS, Sla
+from vidrec.loadtest.sla import DEFAULT_DEGRADED_RATIO, DEFAULT_FAIL_RATIO, DEFAULT_P99_MS, Sla
 
 out_console = Console()
 
 P99Opt = Annotated[float, typer.Option("--sla-p99-ms", help="SLA: p99 limit in ms.")]
 FailOpt = Annotated[float, typer.Option("--sla-fail-ratio", help="SLA: failure ratio limit.")]
+DegradedOpt = Annotated[
+    float,
+    typer.Option(
+        "--sla-degraded-ratio",
+        help="SLA: limit on the share of recommendation answers served degraded (HTTP 200 with"
+        ' "degraded": true: a stage was skipped).',
+    ),
+]
 ArtefactsOpt = Annotated[
     Path | None,
     typer.Option(help="Artefact dir the stack serves (default: artifacts/demo)."),
@@ -75,6 +83,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         step_s: Annotated[float, typer.Option("--step-s", help="Seconds per step.")] = 30.0,
         sla_p99_ms: P99Opt = DEFAULT_P99_MS,
         sla_fail_ratio: FailOpt = DEFAULT_FAIL_RATIO,
+        sla_degraded_ratio: DegradedOpt = DEFAULT_DEGRADED_RATIO,
         think_ms: ThinkOpt = 100.0,
         patience: Annotated[
             int, typer.Option(help="Stop after this many steps in a row break the SLA.")
@@ -82,17 +91,20 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         artefacts: ArtefactsOpt = None,
         api_key: ApiKeyOpt = "",
     ) -> None:
-        """Ramp Locust users until p99 breaks the SLA: the highest sustained req/s, and per core.
+        """Ramp Locust users until they break the SLA: the highest sustained req/s, and per core.
 
         After a 20 s warm-up (not judged), each step is a headless Locust run (HTTP mix: home
-        70 %, related 15 %, trending 5 %, events 10 %) whose first 5 s are left out. Writes
-        OUT/capacity.json and capacity.png.
+        70 %, related 15 %, trending 5 %, events 10 %) whose first 5 s are left out. A step
+        breaks the SLA when its p99, its failure ratio or its share of degraded answers (200s
+        served without a stage, e.g. unranked when Triton timed out) is over the limit.
+        Writes OUT/capacity.json (each step's p99, failure ratio, degraded share and why it
+        broke) and capacity.png.
         """
         from vidrec.loadtest import capacity as cap
         from vidrec.loadtest.workload import from_artefacts
 
         out = out.resolve()
-        sla = Sla(sla_p99_ms, sla_fail_ratio)
+        sla = Sla(sla_p99_ms, sla_fail_ratio, sla_degraded_ratio)
         users = [int(s) for s in steps.split(",") if s.strip()]
         art = _artefacts(artefacts)
         wl = from_artefacts(art).save(out / "workload.json")
@@ -120,6 +132,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         users: Annotated[int, typer.Option(help="Locust users (steady).")] = 8,
         sla_p99_ms: P99Opt = DEFAULT_P99_MS,
         sla_fail_ratio: FailOpt = DEFAULT_FAIL_RATIO,
+        sla_degraded_ratio: DegradedOpt = DEFAULT_DEGRADED_RATIO,
         think_ms: ThinkOpt = 500.0,
         artefacts: ArtefactsOpt = None,
     ) -> None:
@@ -140,7 +153,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                 minutes * 60,
                 users,
                 think_ms,
-                Sla(sla_p99_ms, sla_fail_ratio),
+                Sla(sla_p99_ms, sla_fail_ratio, sla_degraded_ratio),
                 wl,
                 console=out_console,
             )

@@ -79,6 +79,8 @@ class LocustSpec:
             f"{self.sla.p99_ms:g}",
             "--sla-fail-ratio",
             f"{self.sla.fail_ratio:g}",
+            "--sla-degraded-ratio",
+            f"{self.sla.degraded_ratio:g}",
             "--think-ms",
             f"{self.think_ms:g}",
             "--summary-file",

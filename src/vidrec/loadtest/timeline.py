@@ -3,7 +3,9 @@
 Locust's own CSV keeps cumulative and 10-second rolling figures; chaos recovery times and
 soak drift need each second on its own: requests, failures, server errors (5xx or gRPC
 UNAVAILABLE/INTERNAL/UNKNOWN), degraded answers and the latencies themselves (kept, rounded to
-0.1 ms, so windows can be merged and their percentiles computed exactly).
+0.1 ms, so windows can be merged and their percentiles computed exactly). The degraded share's
+denominator is the successful recommendation answers, not all requests: engagement events and
+failed calls cannot be degraded.
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
+def share(part: int, whole: int) -> float:
+    """``part / whole``; NaN when ``whole`` is 0 (no share to speak of, not 0 %)."""
+    return part / whole if whole else math.nan
+
+
 @dataclass
 class Second:
     """What happened in one wall-clock second (``t`` = epoch seconds)."""
@@ -47,7 +54,7 @@ class Second:
         self.requests += 1
         self.failures += failed
         self.server_errors += server_error
-        self.degraded += degraded
+        self.degraded += degraded and answer  # a failed call is a failure, not a degraded answer
         self.answers += answer
         self.latencies_ms.append(round(ms, 1))
 
@@ -99,15 +106,15 @@ class Window:
 
     @property
     def fail_ratio(self) -> float:
-        return self.failures / self.requests if self.requests else math.nan
+        return share(self.failures, self.requests)
 
     @property
     def server_error_ratio(self) -> float:
-        return self.server_errors / self.requests if self.requests else math.nan
+        return share(self.server_errors, self.requests)
 
     @property
     def degraded_ratio(self) -> float:
-        return self.degraded / self.answers if self.answers else math.nan
+        return share(self.degraded, self.answers)
 
 
 def window(seconds: Iterable[Second], span_s: int | None = None) -> Window:
@@ -162,10 +169,16 @@ class RunSummary:
     accepted_events: list[tuple[str, int]]  # (event_id, user_id) answered 202
     timeline: list[Second]
     exit_code: int = 0
+    degraded: int = 0  # recommendation answers served degraded, of ...
+    answers: int = 0  # ... the successful recommendation answers
 
     @property
     def fail_ratio(self) -> float:
-        return self.failures / self.requests if self.requests else math.nan
+        return share(self.failures, self.requests)
+
+    @property
+    def degraded_ratio(self) -> float:
+        return share(self.degraded, self.answers)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
