@@ -3,22 +3,30 @@ per page view.
 
 Batch = the candidate set: Triton's dynamic batcher merges concurrent page views, so the
 client never splits or pads. The request's model variant picks the Triton model version (the
-rollout's routing table), so a canary and the stable model are scored side by side.
+rollout's routing table), so a canary and the stable model are scored side by side. The
+request goes out as pre-encoded wire bytes on the process's shared channel to Triton
+(:mod:`vidrec.ranking.triton_client` says why that is the cheap way).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+import grpc
 import numpy as np
-import tritonclient.grpc as grpcclient
-import tritonclient.grpc.aio as grpcaio
-from tritonclient.utils import InferenceServerException
 
 from vidrec.pipeline.base import DependencyError
 from vidrec.pipeline.resilience import CircuitBreaker
-from vidrec.ranking.signature import N_HEADS, RANKER_INPUT, RANKER_OUTPUT
-from vidrec.ranking.triton_client import triton_reason
+from vidrec.ranking.signature import N_HEADS
+from vidrec.ranking.triton_client import (
+    AioInferChannel,
+    check_batch,
+    decode_scores,
+    encode_request,
+    rpc_message,
+    rpc_reason,
+)
 
 
 class TritonRankerClient:
@@ -37,47 +45,37 @@ class TritonRankerClient:
         self.timeout_s = timeout_s
         self.version_for_variant = version_for_variant
         self.breaker = breaker or CircuitBreaker(5, 5.0)
-        self._client: grpcaio.InferenceServerClient | None = None
-        self._outputs = [grpcclient.InferRequestedOutput(RANKER_OUTPUT)]
+        self._channel: AioInferChannel | None = None
 
-    def _channel(self) -> grpcaio.InferenceServerClient:
-        # Created on first use: a grpc.aio channel binds to the running event loop.
-        if self._client is None:
-            self._client = grpcaio.InferenceServerClient(self.url)
-        return self._client
+    def _infer(self) -> Callable[..., Any]:
+        # Taken on first use: a grpc.aio channel binds to the running event loop.
+        if self._channel is None:
+            self._channel = AioInferChannel(self.url)
+        return self._channel.infer
 
     async def score(self, x: np.ndarray, variant: str) -> np.ndarray:
-        if not isinstance(x, np.ndarray) or x.ndim != 2 or x.dtype != np.float32:
-            raise ValueError(f"TritonRankerClient.score x: expected float32[B, D], got {x!r:.80}")
+        check_batch(x, "TritonRankerClient.score")
         if x.shape[0] == 0:
             return np.zeros((0, N_HEADS), dtype=np.float32)
         version = self.version_for_variant(variant)
-        request = grpcclient.InferInput(RANKER_INPUT, list(x.shape), "FP32")
-        request.set_data_from_numpy(np.ascontiguousarray(x))
+        body = encode_request(self.model_name, version, x)
 
         async def infer() -> np.ndarray:
             try:
-                result = await self._channel().infer(
-                    self.model_name,
-                    [request],
-                    model_version=version,
-                    outputs=self._outputs,
-                    client_timeout=self.timeout_s,
-                )
-            except InferenceServerException as exc:
+                response = await self._infer()(body, timeout=self.timeout_s)
+            except grpc.RpcError as exc:
                 where = f"{self.url} {self.model_name} v{version or 'default'}"
-                raise DependencyError(triton_reason(exc), f"{where}: {exc}") from exc
-            return result.as_numpy(RANKER_OUTPUT)
+                raise DependencyError(rpc_reason(exc), f"{where}: {rpc_message(exc)}") from exc
+            try:
+                return decode_scores(response, x.shape[0])
+            except ValueError as exc:
+                raise DependencyError("error", f"{self.model_name}: {exc}") from exc
 
         # A little longer than the RPC's own deadline, so Triton's answer (or its
         # DEADLINE_EXCEEDED) wins the race and the reason is precise.
-        scores = await self.breaker.call(infer, self.timeout_s * 1.5)
-        if scores is None or scores.shape != (x.shape[0], N_HEADS):
-            got = None if scores is None else scores.shape
-            raise DependencyError("error", f"{self.model_name}: output {RANKER_OUTPUT} is {got}")
-        return scores
+        return await self.breaker.call(infer, self.timeout_s * 1.5)
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+        if self._channel is not None:
+            channel, self._channel = self._channel, None
+            await channel.close()
