@@ -213,6 +213,15 @@ class StackConfig:
 
 
 @dataclass(frozen=True)
+class BenchConfig:
+    """`vidrec bench serving` runs a stack of its own, so it can run beside `make up`."""
+
+    # Its ports are a block from here (Redis Cluster masters first, their bus ports +10000);
+    # 0 = a block that is free when the bench starts.
+    base_port: int = 0
+
+
+@dataclass(frozen=True)
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
@@ -224,6 +233,7 @@ class Config:
     events: EventsConfig = field(default_factory=EventsConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     stack: StackConfig = field(default_factory=StackConfig)
+    bench: BenchConfig = field(default_factory=BenchConfig)
 
 
 T = TypeVar("T")

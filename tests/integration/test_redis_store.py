@@ -92,6 +92,25 @@ def test_cluster_500_key_read_is_one_mget_per_slot(cluster: RedisClusterInfo) ->
     store.close()
 
 
+def test_cluster_read_survives_a_stale_slot_map(cluster: RedisClusterInfo) -> None:
+    """The per-node fast path sends MGETs where the client's slot map says; when the map is
+    wrong (a resharded slot), the node answers MOVED and the read falls back to the cluster
+    client, which follows the redirect: the caller still gets every value."""
+    store = RedisClusterStore(RedisCluster(host="127.0.0.1", port=cluster.ports[0]), N_BUCKETS)
+    table = _table(300)
+    materialize(table, VIDEO_SPEC, store, VIDEO_ENTITY, UPDATED_AT, 300, progress=False)
+    ids = table["video_id"].to_list()
+    expected = store.get_many(VIDEO_ENTITY, ids)
+    assert all(b is not None for b in expected)
+    cache = store.client.nodes_manager.slots_cache
+    slot = store.client.keyslot(key_for(VIDEO_ENTITY, ids[0], N_BUCKETS))
+    owner = cache[slot][0]
+    wrong = next(n for nodes in cache.values() for n in nodes if n.name != owner.name)
+    cache[slot] = [wrong]  # the fast path now asks a node that does not own the slot
+    assert store.get_many(VIDEO_ENTITY, ids) == expected
+    store.close()
+
+
 def test_standalone_round_trip_and_single_mget() -> None:
     with standalone_redis() as url:
         store = make_store(RedisConfig(url=url, cluster=False), n_buckets=N_BUCKETS)

@@ -41,8 +41,10 @@ def context_vectors(
     out[:, spec.slice("dow_cos")] = np.cos(dow)[:, None]
     slot_of = {d: spec.slice(f"device_{d}").start for d in known_devices}
     unknown = spec.slice("device_unknown").start
-    names = devices if isinstance(devices, pl.Series) else pl.Series(devices, dtype=pl.String)
-    slots = names.replace_strict(slot_of, default=unknown, return_dtype=pl.Int64).to_numpy()
+    if isinstance(devices, pl.Series):  # offline: millions of rows, vectorised
+        slots = devices.replace_strict(slot_of, default=unknown, return_dtype=pl.Int64).to_numpy()
+    else:  # serving: one device per request; a Series costs more than the lookup
+        slots = np.fromiter((slot_of.get(d, unknown) for d in devices), np.int64, n)  # type: ignore[arg-type]
     out[np.arange(n), slots] = 1.0
     out[:, spec.slice("session_depth")] = np.log1p(np.maximum(depth, 0))[:, None]
     return out

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Literal, Protocol
 
 import redis
-from redis.cluster import RedisCluster
+from redis.cluster import ClusterNode, RedisCluster
 
 from vidrec.config import FeatureConfig, RedisConfig
 
@@ -130,6 +130,7 @@ class RedisClusterStore:
         self.client = client
         self.n_buckets = n_buckets
         self._slots = threading.BoundedSemaphore(max_concurrency)
+        self._slot_of_bucket: dict[int, int] = {}
 
     @classmethod
     def from_config(cls, cfg: RedisConfig, n_buckets: int = DEFAULT_BUCKETS) -> RedisClusterStore:
@@ -148,7 +149,44 @@ class RedisClusterStore:
                 self.client.mset_nonatomic(mapping)
 
     def get_many(self, entity: str, ids: Sequence[int]) -> list[bytes | None]:
-        return self.get_keys(keys_for(entity, ids, self.n_buckets))
+        """One pipelined round trip per node, one MGET per bucket: the read path of every
+        candidate set. redis-py's ``mget_nonatomic`` does the same through the cluster
+        pipeline at ~3× the client CPU of plain MGETs; any cluster fault here (a moved slot,
+        a failed node) falls back to it, since it follows redirects and refreshes the map."""
+        keys = keys_for(entity, ids, self.n_buckets)
+        if not keys:
+            return []
+        with self._slots:
+            try:
+                return self._mget_by_node(keys, [int(i) % self.n_buckets for i in ids])
+            except (redis.ConnectionError, redis.ResponseError, KeyError):
+                return list(self.client.mget_nonatomic(keys))
+
+    def _mget_by_node(self, keys: list[str], buckets: list[int]) -> list[bytes | None]:
+        by_bucket: dict[int, list[int]] = {}
+        for pos, b in enumerate(buckets):
+            by_bucket.setdefault(b, []).append(pos)
+        by_node: dict[str, list[list[int]]] = {}
+        nodes: dict[str, ClusterNode] = {}
+        for b, positions in by_bucket.items():
+            node = self.client.nodes_manager.get_node_from_slot(self._bucket_slot(b))
+            nodes[node.name] = node
+            by_node.setdefault(node.name, []).append(positions)
+        out: list[bytes | None] = [None] * len(keys)
+        for name, groups in by_node.items():
+            pipe = self.client.get_redis_connection(nodes[name]).pipeline(transaction=False)
+            for positions in groups:
+                pipe.mget([keys[p] for p in positions])
+            for positions, values in zip(groups, pipe.execute(), strict=True):
+                for p, v in zip(positions, values, strict=True):
+                    out[p] = v
+        return out
+
+    def _bucket_slot(self, bucket: int) -> int:
+        slot = self._slot_of_bucket.get(bucket)
+        if slot is None:
+            slot = self._slot_of_bucket[bucket] = self.client.keyslot(f"{{b{bucket}}}")
+        return slot
 
     def get_keys(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:

@@ -8,11 +8,16 @@ New uploads join while it serves (:meth:`LocalRetrieval.add_videos`, fed by cold
 catalogue and its sorted arrays live in one immutable :class:`_View` that is rebuilt off the
 request path and swapped in by one assignment, so a request reads one consistent view and never
 waits; only the FAISS index is shared, behind :class:`~vidrec.serving.state.LiveIndex`.
+
+Item-item ("because you watched") gathers precomputed neighbour lists
+(:class:`~vidrec.retrieval.NeighbourLists`, built offline with the index) and searches the
+index only for anchors without one; uploads get theirs at :meth:`LocalRetrieval.add_videos`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +28,7 @@ from vidrec.config import ServingConfig
 from vidrec.features import user_tower_input
 from vidrec.pipeline.clients import RetrievedVideo
 from vidrec.ranking.signature import HISTORY_INPUT, USER_X_INPUT
+from vidrec.retrieval import NeighbourLists, set_faiss_threads
 from vidrec.serving.state import HOUR_MS, Catalogue, LiveIndex, ServingState
 
 DEFAULT_SERVING = ServingConfig()
@@ -51,14 +57,18 @@ class _View:
     emb_sorted: np.ndarray
     popular: np.ndarray  # catalogue rows, most popular first
     fresh: np.ndarray  # catalogue rows, newest first
-    fresh_ts: np.ndarray
+    fresh_age_key: np.ndarray  # -upload_ts of ``fresh`` rows: ascending, for searchsorted
     by_creator: np.ndarray
     creator_sorted: np.ndarray
     by_category: np.ndarray
     category_sorted: np.ndarray
+    neighbours: NeighbourLists | None  # item-item lists; replaced whole, never edited
 
     @classmethod
-    def build(cls, cat: Catalogue, item_embeddings: np.ndarray, embedding_ids: np.ndarray) -> _View:
+    def build(
+        cls, cat: Catalogue, item_embeddings: np.ndarray, embedding_ids: np.ndarray,
+        neighbours: NeighbourLists | None = None,
+    ) -> _View:  # fmt: skip
         emb_order = np.argsort(embedding_ids)
         fresh = np.lexsort((cat.video_id, -cat.upload_ts))
         by_creator = np.lexsort((-cat.popularity, cat.creator_id))
@@ -71,11 +81,12 @@ class _View:
             emb_sorted=embedding_ids[emb_order],
             popular=np.lexsort((cat.video_id, -cat.popularity)),
             fresh=fresh,
-            fresh_ts=cat.upload_ts[fresh],
+            fresh_age_key=-cat.upload_ts[fresh],
             by_creator=by_creator,
             creator_sorted=cat.creator_id[by_creator],
             by_category=by_category,
             category_sorted=cat.category[by_category],
+            neighbours=neighbours,
         )
 
 
@@ -94,10 +105,13 @@ class LocalRetrieval:
     """:class:`~vidrec.pipeline.clients.RetrievalClient` answered from memory."""
 
     def __init__(self, state: ServingState, cfg: ServingConfig = DEFAULT_SERVING) -> None:
+        set_faiss_threads(cfg.faiss_threads)  # the process that serves searches
         self.state = state
         self.cfg = cfg
         self.index = LiveIndex(state.index)
-        self._view = _View.build(state.catalogue, state.item_embeddings, state.embedding_ids)
+        self._view = _View.build(
+            state.catalogue, state.item_embeddings, state.embedding_ids, state.neighbours
+        )
         self._writer = threading.Lock()  # one add_videos at a time; readers never take it
 
     @property
@@ -108,8 +122,9 @@ class LocalRetrieval:
     def add_videos(self, videos: NewVideos) -> int:
         """Make new videos retrievable (fresh, same-creator, category, ANN, related anchors).
 
-        Blocking (rebuilds the sorted arrays: O(M log M)); call it off the event loop. Ids
-        already known are ignored. Returns how many videos were new.
+        Blocking (rebuilds the sorted arrays: O(M log M), and one batch search gives the new
+        videos their item-item lists); call it off the event loop. Ids already known are
+        ignored. Returns how many videos were new.
         """
         with self._writer:
             old = self._view
@@ -124,9 +139,22 @@ class LocalRetrieval:
                 [old.item_embeddings, videos.embeddings.astype(np.float32)[new]]
             )[keep]
             # Metadata first: an id the index returns always has a catalogue row.
-            self._view = _View.build(cat, embeddings, emb_ids[keep])
+            view = _View.build(cat, embeddings, emb_ids[keep], old.neighbours)
+            self._view = view
             self.index.add(videos.embeddings, videos.video_id)
+            if view.neighbours is not None and view.embedding_ids.size > old.embedding_ids.size:
+                # Until this swap the new videos are searched as anchors (no list yet).
+                lists = self._lists_with(view.neighbours, view, old.embedding_ids.size)
+                self._view = dataclasses.replace(view, neighbours=lists)
             return int(cat.video_id.size - old.catalogue.video_id.size)
+
+    def _lists_with(self, lists: NeighbourLists, view: _View, n_old: int) -> NeighbourLists:
+        """``lists`` plus those of ``view``'s embeddings from row ``n_old`` on (one search
+        over the index that already holds them), entered symmetrically if configured."""
+        found, scores = self.index.search(view.item_embeddings[n_old:], lists.k + 1)
+        return lists.with_new_videos(
+            view.embedding_ids[n_old:], found, scores, self.cfg.neighbours_symmetric
+        )
 
     # --- records -------------------------------------------------------------------------
 
@@ -188,17 +216,30 @@ class LocalRetrieval:
         return await asyncio.to_thread(self._two_tower, user_vector, history, k)
 
     def _related(self, video_ids: Sequence[int], k: int) -> list[RetrievedVideo]:
+        """Neighbours of the anchors, interleaved by rank: from the precomputed lists where
+        an anchor has one (and they are long enough), else from one index search per anchor."""
         v = self._view
         anchors = np.asarray(list(dict.fromkeys(int(v) for v in video_ids)), dtype=np.int64)
         pos = np.clip(np.searchsorted(v.emb_sorted, anchors), 0, v.emb_sorted.size - 1)
         found = v.emb_sorted[pos] == anchors
-        anchors = anchors[found]
+        anchors, pos = anchors[found], pos[found]
         if anchors.size == 0 or k < 1:
             return []
-        queries = v.item_embeddings[v.emb_order[pos[found]]]
-        ids, scores = self.index.search(queries, k + 1)  # +1: the anchor finds itself
-        anchor_of = np.broadcast_to(anchors[:, None], ids.shape)
-        rank = np.broadcast_to(np.arange(ids.shape[1]), ids.shape)
+        lists = v.neighbours
+        listed = (
+            lists.has(anchors)
+            if lists is not None and lists.k >= k
+            else np.zeros(anchors.size, dtype=bool)
+        )
+        parts = [lists.gather(anchors[listed], k)] if lists is not None and listed.any() else []
+        if not listed.all():
+            queries = v.item_embeddings[v.emb_order[pos[~listed]]]
+            ids, scores = self.index.search(queries, k + 1)  # +1: the anchor finds itself
+            anchor_of = np.broadcast_to(anchors[~listed, None], ids.shape)
+            parts.append((ids, scores, anchor_of, np.broadcast_to(np.arange(k + 1), ids.shape)))
+        ids, scores, anchor_of, rank = (
+            np.concatenate([p[i].ravel() for p in parts]) for i in range(4)
+        )
         keep = (ids >= 0) & (ids != anchor_of) & ~np.isin(ids, anchors)
         ids, scores, anchor_of, rank = ids[keep], scores[keep], anchor_of[keep], rank[keep]
         order = _interleaved(rank, scores)
@@ -224,10 +265,11 @@ class LocalRetrieval:
     async def fresh(self, k: int, now_ms: int) -> list[RetrievedVideo]:
         """Newest uploads first within ``fresh_max_age_h``; the newest overall if none are."""
         v = self._view
-        # fresh_ts is descending: uploads at or before now start at `lo`.
-        lo = int(np.searchsorted(-v.fresh_ts, -now_ms, side="left"))
+        # Newest first, so uploads at or before now start at `lo` (the key is precomputed:
+        # negating a million timestamps per request cost more than the rest of the source).
+        lo = int(np.searchsorted(v.fresh_age_key, -now_ms, side="left"))
         oldest = now_ms - int(self.cfg.fresh_max_age_h * HOUR_MS)
-        hi = int(np.searchsorted(-v.fresh_ts, -oldest, side="right"))
+        hi = int(np.searchsorted(v.fresh_age_key, -oldest, side="right"))
         rows = v.fresh[lo : hi if hi > lo else lo + k][:k]
         age_h = (now_ms - v.catalogue.upload_ts[rows]) / HOUR_MS
         return self._catalogue_rows(v, rows, 0.5 ** (age_h / self.cfg.freshness_half_life_h))
