@@ -49,8 +49,9 @@ demo: setup  ## train, evaluate and export the demo models into artifacts/demo (
 	$(VIDREC) pipeline run --profile demo --out artifacts/demo
 
 bench: setup .venv-feast  ## performance figures, each a ratio against a same-run baseline (docs/benchmarks.md)
+	@test -f $(ARTEFACTS)/data/events.parquet || $(VIDREC) pipeline run --profile demo --out $(ARTEFACTS)
 	$(VIDREC) bench offline --out runs/bench
-	$(VIDREC) bench serving --out runs/bench
+	VIDREC_SERVING__ARTEFACTS_DIR=$(abspath $(ARTEFACTS)) $(VIDREC) bench serving --out runs/bench
 	$(VIDREC) bench events --out runs/bench
 
 # make loadtest [HOST=http://host:3000] [USERS=8] [DURATION=30s] [SLA_P99_MS=100] [SLA_FAIL_RATIO=0.001]

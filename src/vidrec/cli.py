@@ -287,7 +287,28 @@ def bench_offline(
     run(out, sim_events, ann_videos)
 
 
-@bench_app.command("serving")
+SERVING_HELP = (
+    "What a home feed costs: CPU ms per request of every service, latency and capacity.\n\n"
+    "Builds (first run only, ≈4 min at 1M) a catalogue of VIDEOS synthetic videos over the "
+    "demo models (`make demo` first), starts a stack of its own (ports from "
+    "VIDREC_BENCH__BASE_PORT, else a free block, so it runs beside `make up`) and drives the "
+    "home feed over HTTP with closed-loop clients, one load level after another (LEVELS), "
+    "DURATION seconds each.\n\n"
+    "Per level: p50/p99, req/s, the degraded share, the CPU ms per request of each "
+    "service's whole process tree (recommender, triton, redis, ...) and their sum (stack), "
+    "the load generator's own share, RSS per service. Then, on the same stack: CPU and p50 "
+    "per pipeline stage (in-process), the components alone (user tower, ANN k=400, ranker "
+    "ONNX Runtime, a standalone Redis MGET of 500 keys), hydration against that MGET and "
+    "Feast, Triton dynamic batching against none, the index size and build time per million "
+    "videos.\n\n"
+    "Writes OUT/serving.json (levels: clients, p50_ms, p99_ms, degraded_ratio, rps, "
+    "cpu_ms_per_request with one key per service and stack; capacity, components, index, "
+    "stages, targets) and OUT/serving_latency.png, and prints the tables and the PASS/MISS "
+    "targets (≈10 min at 1M videos, 20 s per level)."
+)
+
+
+@bench_app.command("serving", help=SERVING_HELP)
 @_friendly
 def bench_serving(
     out: Annotated[
@@ -295,14 +316,22 @@ def bench_serving(
     ] = Path("runs/bench"),
     videos: Annotated[int, typer.Option(help="Synthetic catalogue size.")] = 1_000_000,
     candidates: Annotated[int, typer.Option(help="Candidates ranked per request.")] = 500,
-    duration: Annotated[float, typer.Option(help="Seconds of load per concurrency level.")] = 20.0,
+    levels: Annotated[
+        str,
+        typer.Option(help="Load levels: closed-loop HTTP clients, a comma list, e.g. 1,8,32."),
+    ] = "1,2,4,8,16,32",
+    duration: Annotated[float, typer.Option(help="Seconds of load per level.")] = 20.0,
 ) -> None:
-    """Home-feed p50/p99 at 1/8/32 clients over HTTP on the real stack, per-stage breakdown,
-    hydration vs raw MGET vs Feast, Triton dynamic batching vs none (≈10 min; the first run
-    also builds a 1M-item index, ≈4 min)."""
+    """What a home feed costs: CPU ms per request of every service, latency, capacity."""
     from vidrec.bench.serving import run
 
-    run(out, n_videos=videos, candidates=candidates, duration_s=duration)
+    try:
+        clients = [int(c) for c in levels.split(",") if c.strip()]
+    except ValueError as exc:
+        raise InputError(f"--levels {levels!r}: expected a comma list of integers") from exc
+    if not clients or min(clients) < 1:
+        raise InputError(f"--levels {levels!r}: expected one or more client counts >= 1")
+    run(out, n_videos=videos, candidates=candidates, duration_s=duration, levels=clients)
 
 
 @bench_app.command("events")
