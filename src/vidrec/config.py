@@ -95,6 +95,11 @@ class ServingConfig:
     # Candidate counts per source (DESIGN: two-tower ~400, union capped at 1,000).
     two_tower_k: int = 400
     related_k: int = 100
+    # Item-item neighbours precomputed per video with the index (`vidrec build`); serving
+    # gathers from them when neighbours_k >= related_k and searches the index otherwise.
+    neighbours_k: int = 100
+    neighbours_symmetric: bool = True  # an upload also enters the lists of videos it is near
+    faiss_threads: int = 1  # OpenMP threads for FAISS in serving; offline builds use all cores
     trending_k: int = 100
     fresh_k: int = 50
     same_creator_k: int = 50

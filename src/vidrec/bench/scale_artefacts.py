@@ -1,10 +1,11 @@
 """A scale artefact dir: the demo's trained models serving a synthetic N-video catalogue.
 
 `vidrec bench serving` needs a catalogue 100x KuaiRec's. The demo's user tower, ranker and
-event log are reused as is; the ANN index and item embeddings are replaced by a
-:func:`~vidrec.data.scale_catalog` of N videos (ids 0..N-1, so KuaiRec's 0..10727 stay valid
-for the demo's users, sessions and trending). The dir is accepted by ``ServingState.load`` and
-``Stack``; it is built once (the HNSW build is the slow part) and reused when complete.
+event log are reused as is; the ANN index, its item-item neighbour lists and the item
+embeddings are replaced by a :func:`~vidrec.data.scale_catalog` of N videos (ids 0..N-1, so
+KuaiRec's 0..10727 stay valid for the demo's users, sessions and trending). The dir is accepted
+by ``ServingState.load`` and ``Stack``; it is built once (the HNSW build and the lists' batch
+search are the slow parts, timed into ``scale_meta.json``) and reused when complete.
 
 Two things are per stack, since the stack's ``prepare`` step rewrites ``serving/`` and its
 Redis starts empty: :func:`scale_serving_table` (catalogue rows for all N videos) and
@@ -13,35 +14,47 @@ Redis starts empty: :func:`scale_serving_table` (catalogue rows for all N videos
 
 from __future__ import annotations
 
+import json
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 from rich.console import Console
 
+from vidrec.config import load_config
 from vidrec.data import scale_catalog
 from vidrec.data.scale import ScaleCatalog
 from vidrec.features import VIDEO_SPEC, materialize, unpack_many
 from vidrec.features.context import DAY_MS
 from vidrec.features.stores import VIDEO_ENTITY, OnlineStore
-from vidrec.retrieval import IndexParams, build_index
-from vidrec.retrieval.index import PARAMS_FILE
+from vidrec.retrieval import IndexParams, build_index, build_neighbour_lists, faiss_threads
+from vidrec.retrieval.index import INDEX_FILE, PARAMS_FILE
 from vidrec.schema import N_CATEGORIES
 from vidrec.serving.state import SERVING_DIR, VIDEOS_FILE
 
 CATALOG_DIR = "catalog"  # the ScaleCatalog itself (metadata + embeddings)
 COMPLETE_MARKER = ".complete"
+SCALE_META = "scale_meta.json"  # videos, index/lists build seconds and bytes
 COPIED = ("manifest.json", "models", "model_repository", "data/events.parquet")
 READ_CHUNK = 5_000  # ids per bulk read when copying the demo's vectors out of the store
 WRITE_BATCH = 2_000  # rows per store write while materialising
 
 
 def write_scale_artefacts(
-    demo: Path, dest: Path, n_videos: int, console: Console | None = None
+    demo: Path,
+    dest: Path,
+    n_videos: int,
+    console: Console | None = None,
+    neighbours_k: int | None = None,
 ) -> Path:
-    """Build ``dest`` from ``demo`` for ``n_videos`` synthetic videos, unless already complete."""
+    """Build ``dest`` from ``demo`` for ``n_videos`` synthetic videos, unless already complete.
+
+    ``neighbours_k`` (default ``serving.neighbours_k``) neighbours are listed per video.
+    """
     console = console or Console()
+    k = min(neighbours_k or load_config().serving.neighbours_k, n_videos - 1)
     if (dest / COMPLETE_MARKER).is_file():
         console.print(f"[dim]reusing scale artefacts {dest}[/]")
         return dest
@@ -63,7 +76,25 @@ def write_scale_artefacts(
     params_file = demo / "index" / PARAMS_FILE
     params = IndexParams.from_json(params_file.read_text(), str(params_file))
     console.print(f"building the {params.kind} index (a few minutes at 10^6) …")
-    build_index(catalog.embeddings, catalog.video_ids, params, progress=True).save(dest / "index")
+    start = time.perf_counter()
+    with faiss_threads():  # all cores, as an offline build has them
+        index = build_index(catalog.embeddings, catalog.video_ids, params, progress=True)
+    index_s = time.perf_counter() - start
+    index.save(dest / "index")
+    console.print(f"listing {k} item-item neighbours per video (one batch search per video) …")
+    start = time.perf_counter()
+    lists = build_neighbour_lists(index, catalog.embeddings, catalog.video_ids, k, progress=True)
+    lists_s = time.perf_counter() - start
+    meta = {
+        "videos": n_videos,
+        "index_kind": params.kind,
+        "index_build_s": round(index_s, 2),
+        "index_bytes": (dest / "index" / INDEX_FILE).stat().st_size,
+        "neighbours_k": k,
+        "neighbours_build_s": round(lists_s, 2),
+        "neighbours_bytes": lists.save(dest / "index"),
+    }
+    (dest / SCALE_META).write_text(json.dumps(meta, indent=2) + "\n")
     (dest / COMPLETE_MARKER).touch()
     return dest
 

@@ -1,13 +1,15 @@
 """`vidrec build`: trained models → serving artefacts, each checked before it is written.
 
 Reads ``DIR/models`` (weights + the held-out sample saved by training) and writes the FAISS
-index, the ONNX models (user tower, ranker FP32 and INT8) and the Triton model_repository.
-Every artefact is verified against its source the moment it is made (ONNX vs torch, index vs
-exact search, INT8 vs FP32), and those checks become manifest metrics.
+index with its precomputed item-item neighbour lists, the ONNX models (user tower, ranker FP32
+and INT8) and the Triton model_repository. Every artefact is verified against its source the
+moment it is made (ONNX vs torch, index and lists vs exact search, INT8 vs FP32), and those
+checks become manifest metrics.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,10 +22,20 @@ from vidrec.models.two_tower import user_embeddings
 from vidrec.ranking.export import export_ranker_onnx, export_user_tower_onnx, verify_onnx
 from vidrec.ranking.model_repository import write_model_repository
 from vidrec.ranking.quantize import compare_int8, quantize_ranker
-from vidrec.retrieval import exact_index, make_index, recall_at_k
+from vidrec.retrieval import (
+    AnnIndex,
+    NeighbourLists,
+    build_neighbour_lists,
+    exact_index,
+    make_index,
+    recall_at_k,
+)
+from vidrec.retrieval.neighbours import neighbours_from_search
 from vidrec.schema import RANKER_HEADS
 
 EVAL_SAMPLE = "eval_sample.npz"
+INDEX_DIR = "index"  # the FAISS index and its neighbour lists
+NEIGHBOUR_CHECK_ITEMS = 2000  # items whose lists are compared with exact search
 ONNX_TOLERANCE = 1e-4
 
 
@@ -48,6 +60,19 @@ class EvalSample:
             return cls(**{k: z[k] for k in ("ranker_x", "ranker_labels", "user_x", "history")})
 
 
+def neighbour_recall(
+    lists: NeighbourLists, exact: AnnIndex, embeddings: np.ndarray, n: int = NEIGHBOUR_CHECK_ITEMS
+) -> float:
+    """Mean share of each item's exact top ``k`` neighbours that its list holds (a seeded
+    sample of ``n`` items; ``embeddings`` rows are ``exact.video_ids``)."""
+    rows = np.random.default_rng(0).permutation(exact.video_ids.size)[:n]
+    owners = exact.video_ids[rows]
+    truth, _ = neighbours_from_search(owners, *exact.search(embeddings[rows], lists.k + 1), lists.k)
+    got, _, _, _ = lists.gather(owners)
+    hits = (got[:, :, None] == truth[:, None, :]) & (truth[:, None, :] >= 0)
+    return float(np.mean(hits.any(axis=2).sum(axis=1) / np.maximum((truth >= 0).sum(axis=1), 1)))
+
+
 class ArtefactCheckFailed(RuntimeError):
     """An exported artefact does not reproduce its source model: a bug, never exported."""
 
@@ -62,13 +87,21 @@ def build_artefacts(root: Path, cfg: Config, progress: bool = True) -> dict[str,
     # Retrieval: ANN index over item embeddings, judged against exact search on real queries.
     tt = bundle.two_tower
     index = make_index(tt.item_embeddings, tt.video_ids, progress=progress)
-    index.save(root / "index")
+    index.save(root / INDEX_DIR)
     queries = user_embeddings(tt.model.user_tower, sample.user_x, sample.history)
     k = min(500, len(tt.video_ids))
-    metrics["index.recall@500"] = recall_at_k(
-        index, exact_index(tt.item_embeddings, tt.video_ids), queries, k=k
-    )
+    exact = exact_index(tt.item_embeddings, tt.video_ids)
+    metrics["index.recall@500"] = recall_at_k(index, exact, queries, k=k)
     metrics["index.items"] = float(len(tt.video_ids))
+
+    # Item-item lists: what serving would search per request, searched once here.
+    n_k = min(cfg.serving.neighbours_k, len(tt.video_ids) - 1)
+    start = time.perf_counter()
+    lists = build_neighbour_lists(index, tt.item_embeddings, tt.video_ids, n_k, progress=progress)
+    metrics["neighbours.build_s"] = time.perf_counter() - start
+    metrics["neighbours.bytes"] = float(lists.save(root / INDEX_DIR))
+    metrics["neighbours.k"] = float(n_k)
+    metrics["neighbours.recall_vs_exact"] = neighbour_recall(lists, exact, tt.item_embeddings)
 
     # ONNX: user tower and ranker, each verified against torch before anything uses them.
     user_onnx = export_user_tower_onnx(

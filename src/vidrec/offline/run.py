@@ -302,6 +302,7 @@ def run_pipeline(
 
 ARTEFACTS = {
     "index": "index",
+    "neighbours": "index",  # item-item lists: NeighbourLists files next to the index
     "user_tower": "models/user_tower.onnx",
     "ranker": "models/ranker.onnx",
     "ranker_int8": "models/ranker.int8.onnx",

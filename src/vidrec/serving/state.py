@@ -29,7 +29,7 @@ from vidrec.features.spec import user_spec
 from vidrec.offline.manifest import Manifest, read_manifest
 from vidrec.ranking.sessions import cpu_session
 from vidrec.ranking.signature import HISTORY_INPUT
-from vidrec.retrieval import AnnIndex
+from vidrec.retrieval import AnnIndex, NeighbourLists
 from vidrec.schema import EventType
 
 SERVING_DIR = "serving"
@@ -241,7 +241,8 @@ class LiveIndex:
 
 @dataclass(frozen=True)
 class ServingState:
-    """Loaded artefacts: catalogue, ANN index, item embeddings, user tower, rule tables."""
+    """Loaded artefacts: catalogue, ANN index (+ item-item lists when the artefact has them),
+    item embeddings, user tower, rule tables."""
 
     root: Path
     manifest: Manifest
@@ -253,6 +254,7 @@ class ServingState:
     user_tower: ort.InferenceSession
     log_end_ms: int
     now_override_ms: int | None = None
+    neighbours: NeighbourLists | None = None  # None: item-item searches the index
 
     @property
     def static_dim(self) -> int:
@@ -283,15 +285,19 @@ class ServingState:
         }
         models = root / manifest.artefacts.get("models", "models")
         tower = root / manifest.artefacts.get("user_tower", "models/user_tower.onnx")
+        index_dir = manifest.artefacts.get("index", "index")
+        lists_dir = root / manifest.artefacts.get("neighbours", index_dir)  # next to the index
+        neighbours = NeighbourLists.load(lists_dir) if NeighbourLists.present(lists_dir) else None
         return cls(
             root=root,
             manifest=manifest,
             catalogue=Catalogue.from_table(pl.read_parquet(cache / VIDEOS_FILE)),
             trending=by_region,
-            index=AnnIndex.load(root / manifest.artefacts.get("index", "index")),
+            index=AnnIndex.load(root / index_dir),
             item_embeddings=np.load(models / "item_embeddings.npy").astype(np.float32),
             embedding_ids=np.load(models / "video_ids.npy").astype(np.int64),
             user_tower=cpu_session(tower),
             log_end_ms=int(json.loads((cache / CLOCK_FILE).read_text())["log_end_ms"]),
             now_override_ms=now_ms,
+            neighbours=neighbours,
         )
