@@ -74,7 +74,8 @@ def test_hnsw_lists_match_a_search_with_the_same_parameters() -> None:
         lists = build_neighbour_lists(hnsw, items, ids, K)
     searched, _ = hnsw.search(items[:200], K + 1)
     got, _, _, _ = lists.gather(ids[:200])
-    overlap = [np.intersect1d(g, s[s != a]).size / K for g, s, a in zip(got, searched, ids[:200])]
+    pairs = zip(got, searched, ids[:200], strict=True)
+    overlap = [np.intersect1d(g, s[s != a]).size / K for g, s, a in pairs]
     assert np.mean(overlap) >= 0.99
     exact, _ = exact_index(items, ids).search(items[:200], K + 1)
     recall = [np.intersect1d(g, e[1:]).size / K for g, e in zip(got, exact, strict=True)]
