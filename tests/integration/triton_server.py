@@ -26,6 +26,7 @@ def triton_server(
     *,
     workdir: str | Path | None = None,
     timeout_s: float = 90.0,
+    extra_args: Sequence[str] = (),
 ) -> Iterator[TritonProcess]:
     """Start tritonserver with ``models`` loaded; yield it once ready; always stop it.
 
@@ -35,7 +36,11 @@ def triton_server(
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="vidrec-triton-"))
     ports = TritonPorts.free()
     argv, env = triton_command(
-        model_repository, ports, backend_dir=prepare_backend_dir(work / "backends"), models=models
+        model_repository,
+        ports,
+        backend_dir=prepare_backend_dir(work / "backends"),
+        models=models,
+        extra_args=extra_args,
     )
     with TritonProcess(argv, env, ports, log_path=work / "tritonserver.log") as server:
         server.start(timeout_s)

@@ -14,9 +14,9 @@ import torch
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from vidrec.config import RankingConfig
+from vidrec.config import RankingConfig, ServingConfig
 from vidrec.ranking.export import export_ranker_onnx
-from vidrec.ranking.model_repository import main, write_model_repository
+from vidrec.ranking.model_repository import main, ort_config_path, write_model_repository
 from vidrec.schema import RANKER_HEADS
 
 torch.set_num_threads(1)
@@ -68,6 +68,38 @@ def test_trt_config_mirrors_the_cpu_model(tmp_path: Path, onnx: Path) -> None:
     assert gpu.input == cpu.input and gpu.output == cpu.output
     assert list(cpu.version_policy.specific.versions) == [1, 2]
     assert (repo / "ranker" / "2" / "model.onnx").is_file()
+
+
+def test_ort_backend_config_serves_the_same_model(tmp_path: Path, onnx: Path) -> None:
+    """configs/onnxruntime.pbtxt (chart CPU profile) is the python-backend model's twin on
+    Triton's native backend: same name, I/O, batching, versions and weights file."""
+    cfg = dataclasses.replace(RankingConfig(), cpu_instances=3, max_queue_delay_us=700)
+    repo = write_model_repository(tmp_path, onnx, cfg, versions=[1, 2], ort_threads=2)
+    python, ort = parse(repo / "ranker" / "config.pbtxt"), parse(repo / ort_config_path())
+    assert (ort.platform, ort.backend) == ("onnxruntime_onnx", "onnxruntime")
+    assert python.backend == "python" and not python.platform
+    assert ort.name == python.name == "ranker" and ort.default_model_filename == "model.onnx"
+    for field in ("input", "output", "max_batch_size", "dynamic_batching", "instance_group"):
+        assert getattr(ort, field) == getattr(python, field), field
+    assert ort.version_policy == python.version_policy and ort.model_warmup == python.model_warmup
+    assert ort.parameters["intra_op_thread_count"].string_value == "2"
+    assert ort.parameters["heads"] == python.parameters["heads"]
+    assert {p.name for p in (repo / "ranker" / "2").iterdir()} == {"model.py", "model.onnx"}
+
+
+def test_cpu_models_warm_up_at_the_candidate_batch(tmp_path: Path, onnx: Path) -> None:
+    repo = write_model_repository(tmp_path / "a", onnx, RankingConfig())
+    (warmup,) = parse(repo / "ranker" / "config.pbtxt").model_warmup
+    assert warmup.batch_size == ServingConfig().rank_top_n
+    (tensor,) = warmup.inputs.items()
+    assert tensor[0] == "features" and tensor[1].zero_data and list(tensor[1].dims) == [D]
+    assert tensor[1].data_type == mc.TYPE_FP32
+    small = dataclasses.replace(
+        RankingConfig(), max_batch_size=256, preferred_batch_sizes=(256,), trt_opt_batch=256
+    )
+    repo = write_model_repository(tmp_path / "b", onnx, small, warmup_rows=300)
+    assert parse(repo / "ranker" / "config.pbtxt").model_warmup[0].batch_size == 256  # capped
+    assert not parse(repo / "ranker_trt" / "config.pbtxt").model_warmup  # GPU: unchanged
 
 
 def run_build_plan(repo: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:

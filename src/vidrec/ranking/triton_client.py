@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from types import TracebackType
 from typing import Any
@@ -35,6 +36,7 @@ from vidrec.ranking.signature import N_HEADS, RANKER_INPUT, RANKER_OUTPUT
 
 MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
 MODEL_CONFIG = "/inference.GRPCInferenceService/ModelConfig"
+MODEL_STATISTICS = "/inference.GRPCInferenceService/ModelStatistics"
 # Triton's answers for 1,024 rows are small, but a caller may send more than gRPC's 4 MB.
 CHANNEL_OPTIONS = (("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1))
 _RAW_INPUT_TAG = b"\x3a"  # ModelInferRequest.raw_input_contents: field 7, length-delimited
@@ -238,6 +240,55 @@ class TritonRanker:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+@dataclass(frozen=True)
+class InferenceCounts:
+    """Triton's own counters for a model (all versions), from its statistics API.
+
+    ``inference_count`` counts rows (a 500-row request adds 500), ``requests`` counts
+    successful requests and ``execution_count`` model executions: requests were merged by
+    the dynamic batcher exactly when ``execution_count < requests``. ``largest_batch`` is the
+    largest batch (rows) one execution ran.
+    """
+
+    requests: int
+    execution_count: int
+    inference_count: int
+    largest_batch: int
+
+    def __sub__(self, before: InferenceCounts) -> InferenceCounts:
+        return InferenceCounts(
+            self.requests - before.requests,
+            self.execution_count - before.execution_count,
+            self.inference_count - before.inference_count,
+            self.largest_batch,
+        )
+
+
+def inference_counts(url: str, model_name: str, timeout_s: float = 10.0) -> InferenceCounts:
+    """The model's :class:`InferenceCounts` now (subtract two to get a window's)."""
+    channel = SYNC_CHANNELS.acquire(
+        sync_channel_key(url), lambda: grpc.insecure_channel(url, options=CHANNEL_OPTIONS)
+    )
+    try:
+        method = channel.unary_unary(
+            MODEL_STATISTICS,
+            request_serializer=pb.ModelStatisticsRequest.SerializeToString,
+            response_deserializer=pb.ModelStatisticsResponse.FromString,
+        )
+        stats = method(pb.ModelStatisticsRequest(name=model_name), timeout=timeout_s)
+    finally:
+        released = SYNC_CHANNELS.release(sync_channel_key(url))
+        if released is not None:
+            released.close()
+    versions = list(stats.model_stats)
+    return InferenceCounts(
+        requests=sum(v.inference_stats.success.count for v in versions),
+        execution_count=sum(v.execution_count for v in versions),
+        inference_count=sum(v.inference_count for v in versions),
+        largest_batch=max((b.batch_size for v in versions for b in v.batch_stats), default=0),
+    )
 
 
 def check_batch(x: object, where: str) -> None:
