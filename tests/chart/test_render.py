@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from tritonclient.grpc import model_config_pb2 as mc
 
 from tests.chart.render import (
     BUILTIN_GROUPS,
@@ -27,7 +28,8 @@ from tests.chart.render import (
     render_with,
     rendered,
 )
-from vidrec.config import Config
+from vidrec.config import Config, RankingConfig
+from vidrec.ranking.model_repository import parse_config, write_model_repository
 from vidrec.stack import services
 
 GPU = "nvidia.com/gpu"
@@ -309,6 +311,45 @@ def test_tensorrt_plan_is_built_in_the_triton_pod_of_the_gpu_profile() -> None:
     cpu = rendered("cpu")
     pod = find(cpu, "Deployment", "vidrec-triton")["spec"]["template"]["spec"]
     assert [c["name"] for c in pod["initContainers"]] == ["model-init"]
+
+
+def served_ranker_config(docs: Any, repo: Path) -> mc.ModelConfig:
+    """The config Triton loads with the rendered args over a repository written by vidrec:
+    ``<model>/configs/<--model-config-name>.pbtxt`` when present, else ``config.pbtxt``."""
+    (triton,) = [
+        c
+        for doc in docs
+        for where, c, _, init in containers(doc)
+        if not init and c.get("command") == ["tritonserver"]
+    ]
+    flags = dict(a.removeprefix("--").split("=", 1) for a in triton["args"] if "=" in a)
+    model = repo / flags["load-model"]
+    custom = model / "configs" / f"{flags.get('model-config-name', '')}.pbtxt"
+    return parse_config(custom if "model-config-name" in flags and custom.is_file() else
+                        model / "config.pbtxt")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("profile", "sets", "platform", "backend"),
+    [
+        ("cpu", (), "onnxruntime_onnx", "onnxruntime"),
+        ("default", (), "onnxruntime_onnx", "onnxruntime"),
+        ("gpu", (), "tensorrt_plan", ""),
+        ("cpu", ("triton.backend=python",), "", "python"),
+    ],
+)
+def test_triton_serves_the_ranker_on_the_profile_backend(
+    profile: str, sets: tuple[str, ...], platform: str, backend: str, tmp_path: Path
+) -> None:
+    """CPU: Triton's native ONNX Runtime backend; GPU: the TensorRT plan; python on request
+    (the local stack's backend). Same model I/O whichever serves."""
+    repo = write_model_repository(tmp_path, None, RankingConfig(), input_dim=203)
+    docs = render_with(*sets, profile=profile) if sets else rendered(profile)
+    config = served_ranker_config(docs, repo)
+    assert (config.platform, config.backend) == (platform, backend)
+    assert [i.name for i in config.input] == ["features"]
+    assert [o.name for o in config.output] == ["scores"]
+    assert config.HasField("dynamic_batching")
 
 
 def test_services_select_pods_that_exist() -> None:

@@ -44,6 +44,10 @@
 - --model-repository=/models
 - --model-control-mode=explicit
 - --load-model={{ include "vidrec.tritonModel" . }}
+{{- if eq $t.backend "onnxruntime" }}
+{{- /* ranker/configs/onnxruntime.pbtxt, written with the repository: the native ORT backend */}}
+- --model-config-name=onnxruntime
+{{- end }}
 - --http-port={{ $t.httpPort }}
 - --grpc-port={{ $t.grpcPort }}
 - --metrics-port={{ $t.metricsPort }}
