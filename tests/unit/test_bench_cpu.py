@@ -15,6 +15,7 @@ from vidrec.bench.cpu import (
     ProcStat,
     TreeUsage,
     cpu_seconds,
+    machine_busy_s,
     read_stat,
     tree_pids,
 )
@@ -59,12 +60,14 @@ def test_a_tree_counts_its_own_cpu_and_both_grandchildren(tree: subprocess.Popen
     assert tree.stdin is not None and tree.stdout is not None
     meter = ProcessTreeCPU({"svc": tree.pid})
     before = meter.sample()
+    busy0 = machine_busy_s()
     tree.stdin.write("go\n")
     tree.stdin.flush()
     assert tree.stdout.readline().strip() == "done"
     after = meter.sample()
     spent = cpu_seconds(before, after)["svc"]
     assert 0.55 <= spent <= 1.5, spent  # 0.4 would mean a grandchild was missed
+    assert machine_busy_s() - busy0 >= 0.55  # the machine was at least that busy
     assert after["svc"].processes == 2  # the child and its live grandchild
     assert after["svc"].rss_mib > 1.0
 

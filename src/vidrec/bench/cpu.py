@@ -103,6 +103,14 @@ def tree_usage(root: int, table: Mapping[int, ProcStat] | None = None) -> TreeUs
     )
 
 
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine has been busy since boot (all cores, every process):
+    a window's difference against the bench's own trees shows what else competed."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
 class ProcessTreeCPU:
     """Named process trees (one per service), sampled together: ``sample()`` twice, then
     :func:`cpu_seconds` of the two samples is each tree's CPU in that window."""

@@ -45,7 +45,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vidrec.bench.components import bench_components, percentile_ms, server_cpu_ms
-from vidrec.bench.cpu import MIB, ProcessTreeCPU, cpu_seconds
+from vidrec.bench.cpu import MIB, ProcessTreeCPU, cpu_seconds, machine_busy_s
 from vidrec.bench.scale_artefacts import (
     load_scale_catalog,
     write_scale_artefacts,
@@ -285,6 +285,7 @@ def level_record(
     service_cpu_s: Mapping[str, float],
     load_generator_cpu_s: float,
     rss_mib: Mapping[str, float],
+    machine_busy_s: float | None = None,
 ) -> dict[str, Any]:
     """One load level as ``serving.json`` records it: CPU per request per service and in all
     (``stack``), the load generator apart (it is not the stack's cost, but it shares the CPUs)."""
@@ -303,6 +304,8 @@ def level_record(
         "load_generator_cpu_ms_per_request": load_generator_cpu_s * 1000 / n,
         # Cores kept busy by the stack and the load generator together (of os.cpu_count()).
         "cores_busy": (sum(service_cpu_s.values()) + load_generator_cpu_s) / window_s,
+        # ... and by everything on the machine: the difference is what else competed.
+        "machine_cores_busy": None if machine_busy_s is None else machine_busy_s / window_s,
         "rss_mib": dict(rss_mib),
     }
 
@@ -333,13 +336,14 @@ async def bench_levels(
         for clients in levels:
             console.print(f"  HTTP home feed, {clients} client(s), {duration_s:g} s …")
             before = meter.sample()
-            cpu0, start = process_time(), perf_counter()
+            busy0, cpu0, start = machine_busy_s(), process_time(), perf_counter()
             latencies, bad = await closed_loop(home, clients, duration_s)
             window_s, own_cpu = perf_counter() - start, process_time() - cpu0
+            busy = machine_busy_s() - busy0
             after = meter.sample()
             rss = {name: usage.rss_mib for name, usage in after.items()}
             spent = cpu_seconds(before, after)
-            out.append(level_record(clients, latencies, bad, window_s, spent, own_cpu, rss))
+            out.append(level_record(clients, latencies, bad, window_s, spent, own_cpu, rss, busy))
     return out
 
 
@@ -799,15 +803,14 @@ def plot(r: Mapping[str, Any], path: Path) -> None:
     cpu.legend(fontsize=8)
     stages = r["stages"]["stages"]
     names = [s for s in stages if not s.startswith("effect/")]
-    y = np.arange(len(names))
-    stage.barh(y - 0.2, [stages[s]["p50_ms"] for s in names], 0.4, label="wall p50")
-    stage.barh(y + 0.2, [stages[s]["cpu_ms"] or 0.0 for s in names], 0.4, label="CPU (mean)")
-    stage.set_yticks(y, names)
+    walls = [stages[s]["p50_ms"] for s in names] + [0.0]
+    cpus = [stages[s]["cpu_ms"] or 0.0 for s in names] + [r["stages"]["sources_cpu_ms"]]
+    y = np.arange(len(walls))
+    stage.barh(y - 0.2, walls, 0.4, label="wall p50")
+    stage.barh(y + 0.2, cpus, 0.4, label="CPU (mean)")
+    stage.set_yticks(y, [*names, "sources (Σ, concurrent)"])
     stage.invert_yaxis()
-    stage.set_xlabel(
-        f"ms, in-process, one request at a time (Σ sources CPU "
-        f"{r['stages']['sources_cpu_ms']:.2f} ms)"
-    )
+    stage.set_xlabel("ms, in-process, one request at a time")
     stage.set_title("per-stage breakdown")
     stage.grid(alpha=0.3, axis="x")
     stage.legend(fontsize=8)
