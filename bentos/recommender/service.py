@@ -28,6 +28,7 @@ from vidrec.serving.features import FeatureFetcher
 from vidrec.serving.remote import RemoteRetrieval, to_columns
 from vidrec.serving.retrieval import LocalRetrieval
 from vidrec.serving.state import ServingState
+from vidrec.serving.warmup import warm_up
 
 CFG = load_config()
 SLA_MS = CFG.serving.deadline_total_ms
@@ -116,3 +117,8 @@ class Recommender:
     def __init__(self) -> None:
         remote = RemoteRetrieval(self.retrieval) if hasattr(self, "retrieval") else None
         app.state.api = build_api(CFG, retrieval=remote)
+
+    @bentoml.on_startup
+    async def warm(self) -> None:
+        """/readyz answers only after this: the first real feed finds every model warm."""
+        await warm_up(app.state.api, CFG.serving)

@@ -136,6 +136,9 @@ class ServingConfig:
     # Freeze the objects built at startup out of the garbage collector's full collections
     # (gc.freeze): they stalled requests for 50+ ms. False only to measure the difference.
     gc_freeze: bool = True
+    # Before it reports ready, a serving process runs requests through its own surfaces until
+    # they answer undegraded (vidrec.serving.warmup), at most this long; 0 = no warm-up.
+    warmup_s: float = 30.0
     variant_salt: str = "vidrec-variants-v1"
     # "local": the Recommender holds the ANN index and rule tables (fastest: no hop);
     # "remote": it composes the Retrieval service with bentoml.depends(url=retrieval_url),
@@ -213,7 +216,9 @@ class StackConfig:
     redis_cluster: bool = True
     redis_base_port: int = 7001  # cluster masters take base..base+2; standalone takes base
     prometheus_port: int = 9090
-    scrape_interval_s: float = 2.0
+    # Every scrape costs each service an exposition; 10 s keeps an idle stack idle and still
+    # gives rollout analyses of a minute six points (tests scrape every second).
+    scrape_interval_s: float = 10.0
     start_timeout_s: float = 90.0
 
 

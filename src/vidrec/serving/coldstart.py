@@ -29,6 +29,7 @@ import redis
 from pydantic import ValidationError
 from redis.cluster import RedisCluster
 
+from vidrec.events.streams import node_client, refresh_slots
 from vidrec.features import VIDEO_ENTITY, VIDEO_SPEC, OnlineStore, pack_many, snapshot_videos
 from vidrec.schema import EVENT_SCHEMA, VIDEO_SCHEMA, EngagementEvent, EventType, VideoUpload
 from vidrec.serving.retrieval import LocalRetrieval, NewVideos
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 64  # entries per XREAD: small batches keep the time-to-live of an upload low
 BLOCK_MS = 1000  # XREAD blocks this long, so stop() returns within about a second
+BLOCK_SHARE = 0.6  # of the client's socket timeout: a blocking read must answer before it
 BACKOFF_S = 1.0  # after a failed read (Redis down): wait, then resume from the same cursor
 _EMPTY_EVENTS = pl.DataFrame(schema=EVENT_SCHEMA)
 
@@ -115,6 +117,24 @@ class ColdStartStats:
     last_delay_ms: int = -1  # XADD of the last added video → retrievable here
 
 
+def blocking_read_ms(client: redis.Redis | RedisCluster, block_ms: int) -> int:
+    """``block_ms``, shortened to fit inside the client's socket timeout.
+
+    The serving process shares one client whose socket timeout is the hot path's (0.5 s): an
+    XREAD blocking longer fails as a timeout, which the cluster client answers by rebuilding
+    its view of the cluster, every poll — the idle recommender's largest CPU cost.
+    """
+    kwargs = (
+        client.nodes_manager.connection_kwargs
+        if isinstance(client, RedisCluster)
+        else client.connection_pool.connection_kwargs
+    )
+    timeout_s = kwargs.get("socket_timeout")
+    if not timeout_s:
+        return block_ms
+    return max(1, min(block_ms, int(timeout_s * 1000 * BLOCK_SHARE)))
+
+
 class ColdStart:
     """Tails ``stream`` and feeds new videos to ``retrieval`` and ``store``.
 
@@ -139,7 +159,7 @@ class ColdStart:
         self.embedder = embedder
         self.store = store
         self.batch = batch
-        self.block_ms = block_ms
+        self.block_ms = blocking_read_ms(client, block_ms)
         self.stats = ColdStartStats()
         self.cursor: str | None = None  # last entry id read; None → resolve "$" on first poll
         self._stop = threading.Event()
@@ -193,8 +213,9 @@ class ColdStart:
         """One ``XREAD`` after the cursor; ingest what came. Returns videos added."""
         if self.cursor is None:
             self.cursor = self._start_cursor()
-        block = self.block_ms if block_ms is None else block_ms
-        reply: Any = self.client.xread({self.stream: self.cursor}, count=self.batch, block=block)
+        block = self.block_ms if block_ms is None else blocking_read_ms(self.client, block_ms)
+        reader = node_client(self.client, self.stream)
+        reply: Any = reader.xread({self.stream: self.cursor}, count=self.batch, block=block)
         entries: list[tuple[Any, dict[Any, Any]]] = [e for _, es in reply or [] for e in es]
         if not entries:
             return 0
@@ -223,6 +244,7 @@ class ColdStart:
             except Exception:
                 self.stats.failures += 1
                 log.exception("cold start: poll failed; retrying in %.1f s", BACKOFF_S)
+                refresh_slots(self.client)
                 self._stop.wait(BACKOFF_S)
 
     def start(self) -> ColdStart:

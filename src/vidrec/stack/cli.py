@@ -139,3 +139,23 @@ def feed(
     if state is None or "recommender" not in state.services:
         raise StackError("the recommender is not running: start it with `vidrec stack up`")
     print_feed(state.url("recommender"), user, count, cfg.data.kuairec_dir)
+
+
+@stack_app.command("idle-cpu")
+@_friendly
+def idle_cpu(
+    seconds: Annotated[float, typer.Option(help="How long to measure; send no traffic.")] = 30.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    run_dir: RunDirOpt = None,
+) -> None:
+    """CPU ms per second each running service spends with no traffic (whole process trees)."""
+    import json
+
+    from vidrec.stack.idle import idle_table, measure_idle_cpu, service_roots
+
+    cfg = _config(run_dir)
+    result = measure_idle_cpu(service_roots(cfg.stack.run_dir), seconds)
+    if as_json:
+        out.print_json(json.dumps(result.to_json()))
+    else:
+        out.print(idle_table(result))

@@ -67,6 +67,36 @@ class HttpCheck:
 
 
 @dataclass(frozen=True)
+class GrpcCheck:
+    """The standard gRPC health service answers SERVING for ``service`` ("" = the server).
+
+    A grpc.aio server binds its port before it reports SERVING, so a TCP connect alone
+    would call a server that is still starting healthy.
+    """
+
+    port: int
+    service: str = ""
+    host: str = HOST
+    kind: ClassVar[str] = "grpc"
+
+    def __call__(self) -> bool:
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        try:
+            with grpc.insecure_channel(f"{self.host}:{self.port}") as channel:
+                stub = health_pb2_grpc.HealthStub(channel)
+                request = health_pb2.HealthCheckRequest(service=self.service)
+                reply = stub.Check(request, timeout=PROBE_TIMEOUT_S)
+        except grpc.RpcError:
+            return False
+        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+    def describe(self) -> str:
+        return f"gRPC health {self.service or '(server)'} SERVING on {self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
 class RedisCheck:
     """Every node answers PING and, for a cluster, reports ``cluster_state:ok``.
 
@@ -129,7 +159,9 @@ class ExitCheck:
         return "exits with code 0"
 
 
-_KINDS: dict[str, type[Any]] = {c.kind: c for c in (TcpCheck, HttpCheck, RedisCheck, ExitCheck)}
+_KINDS: dict[str, type[Any]] = {
+    c.kind: c for c in (TcpCheck, HttpCheck, GrpcCheck, RedisCheck, ExitCheck)
+}
 
 
 def health_to_json(check: HealthCheck) -> dict[str, Any] | None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from vidrec.config import REPO_ROOT, Config
 from vidrec.ranking.triton_process import TritonPorts, prepare_backend_dir, triton_command
 from vidrec.stack import prometheus
-from vidrec.stack.health import ExitCheck, HttpCheck, RedisCheck, TcpCheck
+from vidrec.stack.health import ExitCheck, GrpcCheck, HttpCheck, RedisCheck
 from vidrec.stack.process import ServiceSpec, StackError
 
 HOST = "127.0.0.1"
@@ -226,7 +226,7 @@ def grpc_spec(cfg: Config, env: dict[str, str]) -> ServiceSpec:
     return ServiceSpec(
         name="grpc",
         argv=argv,
-        health=TcpCheck(port),
+        health=GrpcCheck(port),
         env=env,
         cwd=REPO_ROOT,
         depends_on=("redis", "triton"),

@@ -154,8 +154,11 @@ async def start_server(api: Api, port: int, host: str = "127.0.0.1") -> grpc.aio
 async def _serve(port: int, metrics_port: int, host: str) -> None:
     from vidrec.config import load_config
     from vidrec.serving.api.compose import build_api
+    from vidrec.serving.warmup import warm_up
 
-    api = build_api(load_config())
+    cfg = load_config()
+    api = build_api(cfg)
+    await warm_up(api, cfg.serving)  # before the port opens: the first RPC finds it warm
     start_http_server(metrics_port, addr=host, registry=api.observer.registry)
     server = await start_server(api, port, host)
     log.info("gRPC on %s:%d, metrics on %s:%d", host, port, host, metrics_port)
