@@ -250,9 +250,11 @@ def test_index_figures_per_million_videos_or_null(tmp_path: Path) -> None:
     assert missing["index_build_s"] is None and missing["index_mib_per_million"] is None
     meta = {
         "videos": 250_000,
+        "index_kind": "hnsw",
         "index_build_s": 30.0,
         "index_bytes": 64 * 2**20,
         "neighbours_build_s": 5.0,
+        "neighbours_bytes": 2**20,
     }
     (tmp_path / "scale_meta.json").write_text(json.dumps(meta))
     found = index_figures(tmp_path)
@@ -260,6 +262,8 @@ def test_index_figures_per_million_videos_or_null(tmp_path: Path) -> None:
     assert found["index_build_s_per_million"] == pytest.approx(120.0)
     assert found["index_mib_per_million"] == pytest.approx(256.0)
     assert found["neighbours_build_s_per_million"] == pytest.approx(20.0)
+    assert found["neighbours_mib_per_million"] == pytest.approx(4.0)
+    assert found["index_kind"] == "hnsw"  # the rest of the file passes through
 
 
 def test_default_levels_reach_from_one_client_past_eight() -> None:

@@ -47,6 +47,7 @@ from rich.table import Table
 from vidrec.bench.components import bench_components, percentile_ms, server_cpu_ms
 from vidrec.bench.cpu import MIB, ProcessTreeCPU, cpu_seconds, machine_busy_s
 from vidrec.bench.scale_artefacts import (
+    SCALE_META,
     load_scale_catalog,
     write_scale_artefacts,
     write_scale_vectors,
@@ -80,7 +81,6 @@ WARMUP_REQUESTS = 20
 FEED_COUNT = 20
 CONTEXT_USERS = 200  # user contexts read for the components bench
 STACK_SERVICES = {"redis", "prepare", "triton", "retrieval", "features", "recommender"}
-SCALE_META = "scale_meta.json"  # written beside the scale artefacts: index build figures
 TARGET_CLIENTS = 8  # the level the CPU and latency targets are read at
 SLA_P99_MS = 100.0
 SLA_DEGRADED = 0.01
@@ -606,13 +606,13 @@ def service_roots(stack: Stack) -> dict[str, int]:
 
 
 def index_figures(scale_dir: Path) -> dict[str, Any]:
-    """Index size and build time from ``scale_meta.json`` (null when it was not written),
-    also per million videos so that runs at other sizes compare."""
+    """Index (and item-item lists) size and build time from ``scale_meta.json`` (null when it
+    was not written), also per million videos so that runs at other sizes compare."""
     path = scale_dir / SCALE_META
     meta: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
-    videos = meta.get("videos")
-    keys = ("index_build_s", "index_bytes", "neighbours_build_s")
-    out: dict[str, Any] = {"videos": videos} | {k: meta.get(k) for k in keys}
+    keys = ("videos", "index_build_s", "index_bytes", "neighbours_build_s", "neighbours_bytes")
+    out: dict[str, Any] = {k: meta.get(k) for k in keys} | meta
+    videos = out["videos"]
 
     def per_million(value: float | None, unit: float = 1.0) -> float | None:
         return None if value is None or not videos else value / unit * 1e6 / videos
@@ -620,6 +620,7 @@ def index_figures(scale_dir: Path) -> dict[str, Any]:
     out["index_build_s_per_million"] = per_million(out["index_build_s"])
     out["index_mib_per_million"] = per_million(out["index_bytes"], MIB)
     out["neighbours_build_s_per_million"] = per_million(out["neighbours_build_s"])
+    out["neighbours_mib_per_million"] = per_million(out["neighbours_bytes"], MIB)
     return out
 
 
@@ -869,7 +870,8 @@ def report(r: Mapping[str, Any], found: list[Target], console: Console) -> None:
         if not key.startswith(("http.", "stage.")):
             figures.add_row(key, _ms(value))
     for key, value in r["index"].items():
-        figures.add_row(f"index.{key}", "null" if value is None else _ms(value))
+        shown = "null" if value is None else value if isinstance(value, str) else _ms(value)
+        figures.add_row(f"index.{key}", shown)
     cap = r["capacity"]
     figures.add_row("capacity req/s (cores)", f"{cap['rps']:,.1f} ({cap['cores']})")
     console.print(figures)
