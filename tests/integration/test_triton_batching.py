@@ -104,7 +104,7 @@ def test_fresh_server_has_run_the_warmup(onnx: Path, tmp_path: Path) -> None:
         after = inference_counts(server.grpc_url, "ranker")
     assert warm.execution_count == 2 and warm.inference_count == 2 * WARMUP_ROWS
     assert warm.largest_batch == WARMUP_ROWS
-    assert after - warm == InferenceCounts(1, 1, WARMUP_ROWS, WARMUP_ROWS)
+    assert after - warm == InferenceCounts(1, 1, WARMUP_ROWS, ((WARMUP_ROWS, 1),))
     assert np.abs(first - in_process(onnx, x)).max() < 1e-5
     log = (tmp_path / "w" / "tritonserver.log").read_text()
     assert "unable to find backend" not in log

@@ -16,6 +16,7 @@ from tritonclient.grpc._utils import _get_inference_request
 from vidrec.ranking.triton_client import (
     AIO_CHANNELS,
     SYNC_CHANNELS,
+    InferenceCounts,
     TritonRanker,
     aio_channel_key,
     decode_scores,
@@ -128,3 +129,14 @@ def test_rpc_failures_map_to_degradation_reasons() -> None:
     assert rpc_reason(aio_error(grpc.StatusCode.DEADLINE_EXCEEDED)) == "timeout"
     assert rpc_reason(aio_error(grpc.StatusCode.UNAVAILABLE)) == "unavailable"
     assert rpc_reason(aio_error(grpc.StatusCode.INVALID_ARGUMENT)) == "error"
+
+
+def test_inference_counts_subtract_to_a_window_and_add_up() -> None:
+    start = InferenceCounts(10, 4, 400, ((100, 4),))
+    later = InferenceCounts(26, 9, 1_200, ((100, 5), (300, 2), (200, 2)))
+    window = later - start
+    assert window == InferenceCounts(16, 5, 800, ((100, 1), (200, 2), (300, 2)))
+    assert window.largest_batch == 300 and InferenceCounts().largest_batch == 0
+    assert InferenceCounts() + window + start == InferenceCounts(
+        26, 9, 1_200, ((100, 5), (200, 2), (300, 2))
+    )

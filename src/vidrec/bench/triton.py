@@ -1,12 +1,20 @@
-"""Triton's dynamic batching against none: one ranker ONNX served from two repositories that
-differ only in ``dynamic_batching``, ``TRITON_CLIENTS`` concurrent gRPC clients each, at the
-pipeline's candidate batch and at a small batch. Part of `vidrec bench serving`.
+"""Triton's dynamic batching against none, proven by Triton's own statistics.
+
+One ranker ONNX served by two Triton servers whose repositories differ only in
+``dynamic_batching``; ``TRITON_CLIENTS`` concurrent closed-loop gRPC clients each, at the
+pipeline's candidate batch and at a small batch. Both servers run side by side and the
+measurement alternates between them in ``ROUNDS`` short windows (A B, B A, ...), so a
+shared machine's load drifts over both alike. Each run reports its rows per second and, from
+Triton's statistics API over the same windows, its requests, ``execution_count`` and
+``inference_count``: the batcher merged requests exactly when executions < requests.
+Part of `vidrec bench serving`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +28,7 @@ from vidrec.ranking.model_repository import (
     parse_config,
     write_model_repository,
 )
+from vidrec.ranking.triton_client import InferenceCounts, inference_counts
 from vidrec.ranking.triton_process import (
     TritonPorts,
     TritonProcess,
@@ -30,6 +39,8 @@ from vidrec.serving.ranker import TritonRankerClient
 
 TRITON_CLIENTS = 16
 SMALL_BATCH = 32
+ROUNDS = 4
+LABELS = ("batching", "no_batching")
 
 
 def ranker_repository(demo: Path, dest: Path, batching: bool) -> Path:
@@ -43,8 +54,8 @@ def ranker_repository(demo: Path, dest: Path, batching: bool) -> Path:
     return dest
 
 
-async def triton_throughput(url: str, input_dim: int, rows: int, duration_s: float) -> float:
-    """Inferences (rows) per second from ``TRITON_CLIENTS`` concurrent closed-loop clients."""
+async def triton_throughput(url: str, input_dim: int, rows: int, duration_s: float) -> int:
+    """Requests answered in ``duration_s`` by ``TRITON_CLIENTS`` closed-loop clients."""
     # Imported here: vidrec.bench.serving imports this module for bench_triton.
     from vidrec.bench.serving import closed_loop
 
@@ -56,11 +67,17 @@ async def triton_throughput(url: str, input_dim: int, rows: int, duration_s: flo
         return True
 
     try:
-        await closed_loop(infer, TRITON_CLIENTS, 1.0)  # warm-up
         latencies, _ = await closed_loop(infer, TRITON_CLIENTS, duration_s)
     finally:
         await client.close()
-    return len(latencies) * rows / duration_s
+    return len(latencies)
+
+
+def measure(url: str, input_dim: int, rows: int, duration_s: float) -> tuple[int, InferenceCounts]:
+    """One window: requests answered, and Triton's counters over exactly that window."""
+    before = inference_counts(url, RANKER_MODEL)
+    answered = asyncio.run(triton_throughput(url, input_dim, rows, duration_s))
+    return answered, inference_counts(url, RANKER_MODEL) - before
 
 
 def bench_triton(
@@ -68,19 +85,39 @@ def bench_triton(
 ) -> dict[str, float]:
     backend = prepare_backend_dir(work / "backends")
     out: dict[str, float] = {}
-    for label, batching in (("batching", True), ("no_batching", False)):
-        repo = ranker_repository(demo, work / f"repo_{label}", batching)
+    with ExitStack() as stack:
+        urls: dict[str, str] = {}
+        for label in LABELS:
+            repo = ranker_repository(demo, work / f"repo_{label}", label == "batching")
+            ports = TritonPorts.free()
+            argv, env = triton_command(repo, ports, backend_dir=backend, models=[RANKER_MODEL])
+            process = TritonProcess(argv, env, ports, work / f"triton_{label}.log")
+            stack.enter_context(process.start(120))
+            urls[label] = f"127.0.0.1:{ports.grpc}"
         input_dim = int(parse_config(repo / RANKER_MODEL / CONFIG_FILE).input[0].dims[0])
-        ports = TritonPorts.free()
-        argv, env = triton_command(repo, ports, backend_dir=backend, models=[RANKER_MODEL])
-        with TritonProcess(argv, env, ports, work / f"triton_{label}.log").start(120):
-            for rows in (rows_large, SMALL_BATCH):
-                console.print(f"  Triton {label}, {TRITON_CLIENTS} clients × {rows} rows …")
-                rate = asyncio.run(
-                    triton_throughput(f"127.0.0.1:{ports.grpc}", input_dim, rows, duration_s)
-                )
-                out[f"triton.{label}.b{rows}.inferences_per_s"] = rate
+        for rows in (rows_large, SMALL_BATCH):
+            console.print(
+                f"  Triton batching vs none, {TRITON_CLIENTS} clients × {rows} rows, "
+                f"{ROUNDS} alternating rounds …"
+            )
+            for label in LABELS:  # warm-up: connections, the stubs' shared memory
+                measure(urls[label], input_dim, rows, 1.0)
+            answered = dict.fromkeys(LABELS, 0)
+            counts = dict.fromkeys(LABELS, InferenceCounts())
+            for i in range(ROUNDS):
+                for label in LABELS if i % 2 == 0 else LABELS[::-1]:
+                    n, window = measure(urls[label], input_dim, rows, duration_s / ROUNDS)
+                    answered[label] += n
+                    counts[label] += window
+            for label in LABELS:
+                key, c = f"triton.{label}.b{rows}", counts[label]
+                out[f"{key}.inferences_per_s"] = answered[label] * rows / duration_s
+                out[f"{key}.requests"] = float(c.requests)
+                out[f"{key}.execution_count"] = float(c.execution_count)
+                out[f"{key}.inference_count"] = float(c.inference_count)
+                out[f"{key}.requests_per_execution"] = c.requests / max(c.execution_count, 1)
+                out[f"{key}.largest_batch"] = float(c.largest_batch)
     for rows in (rows_large, SMALL_BATCH):
-        on, off = (out[f"triton.{k}.b{rows}.inferences_per_s"] for k in ("batching", "no_batching"))
+        on, off = (out[f"triton.{k}.b{rows}.inferences_per_s"] for k in LABELS)
         out[f"triton.b{rows}.batching_speedup"] = on / off
     return out

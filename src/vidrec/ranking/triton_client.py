@@ -248,22 +248,37 @@ class InferenceCounts:
 
     ``inference_count`` counts rows (a 500-row request adds 500), ``requests`` counts
     successful requests and ``execution_count`` model executions: requests were merged by
-    the dynamic batcher exactly when ``execution_count < requests``. ``largest_batch`` is the
-    largest batch (rows) one execution ran.
+    the dynamic batcher exactly when ``execution_count < requests``. ``executions_by_batch``
+    holds (batch rows, executions) pairs. Counters are cumulative: subtract two readings for
+    a window's, add windows up.
     """
 
-    requests: int
-    execution_count: int
-    inference_count: int
-    largest_batch: int
+    requests: int = 0
+    execution_count: int = 0
+    inference_count: int = 0
+    executions_by_batch: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def largest_batch(self) -> int:
+        """The most rows one execution ran (0 if none ran)."""
+        return max((rows for rows, n in self.executions_by_batch if n > 0), default=0)
+
+    def _combine(self, other: InferenceCounts, sign: int) -> InferenceCounts:
+        batches = dict(self.executions_by_batch)
+        for rows, n in other.executions_by_batch:
+            batches[rows] = batches.get(rows, 0) + sign * n
+        return InferenceCounts(
+            self.requests + sign * other.requests,
+            self.execution_count + sign * other.execution_count,
+            self.inference_count + sign * other.inference_count,
+            tuple(sorted((rows, n) for rows, n in batches.items() if n)),
+        )
+
+    def __add__(self, other: InferenceCounts) -> InferenceCounts:
+        return self._combine(other, 1)
 
     def __sub__(self, before: InferenceCounts) -> InferenceCounts:
-        return InferenceCounts(
-            self.requests - before.requests,
-            self.execution_count - before.execution_count,
-            self.inference_count - before.inference_count,
-            self.largest_batch,
-        )
+        return self._combine(before, -1)
 
 
 def inference_counts(url: str, model_name: str, timeout_s: float = 10.0) -> InferenceCounts:
@@ -282,13 +297,15 @@ def inference_counts(url: str, model_name: str, timeout_s: float = 10.0) -> Infe
         released = SYNC_CHANNELS.release(sync_channel_key(url))
         if released is not None:
             released.close()
-    versions = list(stats.model_stats)
-    return InferenceCounts(
-        requests=sum(v.inference_stats.success.count for v in versions),
-        execution_count=sum(v.execution_count for v in versions),
-        inference_count=sum(v.inference_count for v in versions),
-        largest_batch=max((b.batch_size for v in versions for b in v.batch_stats), default=0),
-    )
+    total = InferenceCounts()
+    for version in stats.model_stats:
+        total += InferenceCounts(
+            version.inference_stats.success.count,
+            version.execution_count,
+            version.inference_count,
+            tuple((b.batch_size, b.compute_infer.count) for b in version.batch_stats),
+        )
+    return total
 
 
 def check_batch(x: object, where: str) -> None:
