@@ -334,6 +334,22 @@ def bench_serving(
     run(out, n_videos=videos, candidates=candidates, duration_s=duration, levels=clients)
 
 
+@bench_app.command("recall")
+@_friendly
+def bench_recall(
+    artefacts: Annotated[
+        Path, typer.Option(help="An artefact dir from `vidrec pipeline run`.")
+    ] = Path("artifacts/demo"),
+    out: Annotated[Path, typer.Option(help="Where recall.json goes.")] = Path("runs/bench"),
+) -> None:
+    """Recall@K of every retrieval source (two-tower, item-item by index search and by
+    precomputed lists, trending, fresh, same creator) on the held-out last day, in-process
+    as serving runs them (≈4 min on the demo, most of it rebuilding the features)."""
+    from vidrec.bench.recall import run
+
+    run(artefacts, out)
+
+
 @bench_app.command("events")
 @_friendly
 def bench_events(

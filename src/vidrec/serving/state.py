@@ -86,6 +86,14 @@ def rule_tables(
     return table, trending
 
 
+def trending_by_region(trending: pl.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Region -> (video ids, scores), best first, from :func:`rule_tables`' trending table."""
+    return {
+        str(key[0]): (part["video_id"].to_numpy(), part["score"].to_numpy())
+        for key, part in trending.group_by("region", maintain_order=True)
+    }
+
+
 def log_clock_ms(events: pl.DataFrame) -> int:
     """Serving "now" for a log: just after its last event."""
     return int(events["ts"].max()) + 1  # type: ignore[arg-type]
@@ -278,11 +286,6 @@ class ServingState:
         cache = root / SERVING_DIR
         if not all((cache / f).is_file() for f in (VIDEOS_FILE, TRENDING_FILE, CLOCK_FILE)):
             prepare(root, *load_videos_and_events(root, manifest))
-        trending = pl.read_parquet(cache / TRENDING_FILE)
-        by_region = {
-            str(key[0]): (part["video_id"].to_numpy(), part["score"].to_numpy())
-            for key, part in trending.group_by("region", maintain_order=True)
-        }
         models = root / manifest.artefacts.get("models", "models")
         tower = root / manifest.artefacts.get("user_tower", "models/user_tower.onnx")
         index_dir = manifest.artefacts.get("index", "index")
@@ -292,7 +295,7 @@ class ServingState:
             root=root,
             manifest=manifest,
             catalogue=Catalogue.from_table(pl.read_parquet(cache / VIDEOS_FILE)),
-            trending=by_region,
+            trending=trending_by_region(pl.read_parquet(cache / TRENDING_FILE)),
             index=AnnIndex.load(root / index_dir),
             item_embeddings=np.load(models / "item_embeddings.npy").astype(np.float32),
             embedding_ids=np.load(models / "video_ids.npy").astype(np.int64),
