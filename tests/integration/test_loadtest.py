@@ -1,6 +1,8 @@
 """Real Locust against the real stack: the SLA gate passes at a generous SLA and fails at an
-impossible one (both asserted, through the process exit code), the gRPC and direct-Triton
-users, and the bearer token on every request when one is configured.
+impossible one (both asserted, through the process exit code), degraded answers (Triton
+killed: every feed is served unranked) counted over HTTP and gRPC and breaking the SLA above
+the degraded limit, the gRPC and direct-Triton users, and the bearer token on every request
+when one is configured.
 
 One stack (test-profile artefacts, free ports) for the module; each Locust run is a few users
 for a few seconds. Speed is not judged here: `vidrec bench capacity` measures it.
@@ -18,8 +20,10 @@ from pathlib import Path
 import pytest
 
 from tests.integration.settings import SLOW_MACHINE
+from tests.integration.test_serving_stack import home, metric, poll
 from tests.integration.test_stack import free_ports
 from vidrec.bench.serving import BenchPorts
+from vidrec.loadtest.chaos import KillService, settle
 from vidrec.loadtest.locust_run import LocustSpec, run_locust
 from vidrec.loadtest.sla import EXIT_SLA_BROKEN, Sla
 from vidrec.loadtest.stack import LoadStack, loadtest_config
@@ -83,10 +87,14 @@ def spec(stack: LoadStack, out: Path, sla: Sla, workload: Path, **kw: object) ->
 def test_sla_gate_passes_at_a_generous_sla(
     stack: LoadStack, workload: Path, tmp_path: Path
 ) -> None:
-    result = run_locust(spec(stack, tmp_path / "ok", Sla(p99_ms=10_000, fail_ratio=0.05), workload))
+    sla = Sla(p99_ms=10_000, fail_ratio=0.05, degraded_ratio=0.01)
+    result = run_locust(spec(stack, tmp_path / "ok", sla, workload))
     s = result.summary
     assert result.exit_code == 0, result.log.read_text()[-2000:]
     assert s.verdict.passed and s.requests > 0 and s.p99_ms <= 10_000
+    # a healthy stack: the degraded share is judged (below the limit) and reported
+    assert s.answers > 0 and s.degraded_ratio <= sla.degraded_ratio
+    assert s.verdict.degraded_ratio == pytest.approx(s.degraded_ratio)
     names = {k.split(" ", 1)[1] for k in s.by_name}
     assert {"home", "related"} <= names  # the mix reached several endpoints
     assert sum(sec.requests for sec in s.timeline) == s.requests
@@ -119,6 +127,50 @@ def test_grpc_and_triton_users(stack: LoadStack, workload: Path, tmp_path: Path)
     assert grpc_calls["grpc ranker.infer"]["requests"] > 0
     assert any(k in grpc_calls for k in ("grpc home", "grpc related", "grpc trending"))
     assert all(v["failures"] == 0 for v in grpc_calls.values())
+
+
+@pytest.fixture
+def ranker_down(stack: LoadStack) -> Iterator[LoadStack]:
+    """The stack with Triton crashed: every recommendation is answered (200), unranked and
+    marked degraded. Triton is started again afterwards and the stack settled."""
+    kill = KillService("triton", "triton", "Triton killed (SIGKILL)")
+    kill.inject(stack)
+    try:
+        poll(lambda: home(stack.http, 1).degraded, 30.0)
+        yield stack
+    finally:
+        kill.undo(stack)
+        settle(stack)
+
+
+def test_degraded_answers_count_against_the_sla(
+    ranker_down: LoadStack, workload: Path, tmp_path: Path
+) -> None:
+    """Fast, error-free answers, many degraded: Locust counts exactly the answers the server
+    degraded, not as failures, and the gate breaks on them alone (exit 3) at the default 1 %
+    limit; over gRPC they are counted too, and a limit that tolerates them is met."""
+    api = ranker_down.http
+    before = metric(api, "vidrec_degraded_total", stage="scorer/triton_ranker")
+    run = spec(ranker_down, tmp_path / "http", Sla(10_000, 0.05), workload, users=2)
+    result = run_locust(run)
+    served = metric(api, "vidrec_degraded_total", stage="scorer/triton_ranker") - before
+    s = result.summary
+    assert result.exit_code == EXIT_SLA_BROKEN, result.log.read_text()[-2000:]
+    assert s.failures == 0  # degraded answers are not Locust failures
+    assert 0 < s.degraded == served <= s.answers
+    assert s.degraded_ratio > 0.01
+    assert s.verdict.degraded_ratio == pytest.approx(s.degraded_ratio)
+    assert s.verdict.reasons == (f"degraded share {s.degraded_ratio:.2%} > 1.00%",)
+    assert sum(sec.degraded for sec in s.timeline) == s.degraded
+
+    tolerant = Sla(10_000, 0.05, degraded_ratio=1.0)
+    run = spec(
+        ranker_down, tmp_path / "grpc", tolerant, workload, users=2, classes=("GrpcApiUser",)
+    )
+    result = run_locust(run)
+    g = result.summary
+    assert result.exit_code == 0, result.log.read_text()[-2000:]
+    assert g.verdict.passed and g.failures == 0 and 0 < g.degraded <= g.answers
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):
