@@ -55,11 +55,13 @@ bench: setup .venv-feast  ## performance figures, each a ratio against a same-ru
 	$(VIDREC) bench events --out runs/bench
 
 # make loadtest [HOST=http://host:3000] [USERS=8] [DURATION=30s] [SLA_P99_MS=100] [SLA_FAIL_RATIO=0.001]
+#               [SLA_DEGRADED_RATIO=0.01]
 HOST ?= http://127.0.0.1:3000
 USERS ?= 8
 DURATION ?= 30s
 SLA_P99_MS ?= 100
 SLA_FAIL_RATIO ?= 0.001
+SLA_DEGRADED_RATIO ?= 0.01
 LOCUST_CLASSES ?= HttpApiUser
 GRPC_HOST ?= 127.0.0.1:50051
 TRITON_URL ?= 127.0.0.1:8001
@@ -71,7 +73,8 @@ loadtest: setup  ## Locust, headless, USERS for DURATION against HOST (default: 
 	@test ! -f $(ARTEFACTS)/manifest.json || $(PY) -m vidrec.loadtest.workload $(ARTEFACTS) $(LOADTEST_OUT)/workload.json
 	$(VENV)/bin/locust -f load_tests/locustfile.py --headless -u $(USERS) -r $(USERS) -t $(DURATION) \
 		--host $(HOST) --grpc-host $(GRPC_HOST) --triton-url $(TRITON_URL) \
-		--sla-p99-ms $(SLA_P99_MS) --sla-fail-ratio $(SLA_FAIL_RATIO) --only-summary \
+		--sla-p99-ms $(SLA_P99_MS) --sla-fail-ratio $(SLA_FAIL_RATIO) \
+		--sla-degraded-ratio $(SLA_DEGRADED_RATIO) --only-summary \
 		$$(test -f $(LOADTEST_OUT)/workload.json && echo --users-file $(LOADTEST_OUT)/workload.json) \
 		--csv $(LOADTEST_OUT)/loadtest --html $(LOADTEST_OUT)/loadtest_report.html $(LOCUST_CLASSES)
 
