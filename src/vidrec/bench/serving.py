@@ -823,6 +823,8 @@ def plot(r: Mapping[str, Any], path: Path) -> None:
 def _ms(value: float | None) -> str:
     if value is None:
         return "—"
+    if isinstance(value, int) or (abs(value) >= 10 and float(value).is_integer()):
+        return f"{int(value):,}"
     return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
 
 
@@ -853,6 +855,9 @@ def report(r: Mapping[str, Any], found: list[Target], console: Console) -> None:
     cost.add_row("p50 ms", *(_ms(lv["p50_ms"]) for lv in levels))
     cost.add_row("p99 ms", *(_ms(lv["p99_ms"]) for lv in levels))
     cost.add_row("degraded", *(f"{lv['degraded_ratio']:.1%}" for lv in levels))
+    cost.add_row("cores busy: bench", *(f"{lv['cores_busy']:.2f}" for lv in levels))
+    machine = [lv.get("machine_cores_busy") for lv in levels]
+    cost.add_row("cores busy: machine", *("—" if m is None else f"{m:.2f}" for m in machine))
     console.print(cost)
     parts = Table("component (one thread)", "p50 ms", "CPU ms per call", title_justify="left")
     parts.title = "component limits, same run"
@@ -900,11 +905,13 @@ def run(
     cfg = replace(cfg, serving=replace(cfg.serving, rank_top_n=candidates))
     cores = os.cpu_count() or 1
     load_start = os.getloadavg()
-    found = stack_phase(cfg, scale_dir, out / "run", ports, levels, duration_s, console)
+    # Triton first: its own servers, while no stack runs (the in-process API's background
+    # threads outlive the stack and would complain meanwhile).
     console.print("[bold cyan]▶[/] Triton: dynamic batching vs none")
+    triton = bench_triton(demo, out / "triton", candidates, min(duration_s, 10.0), console)
+    found = stack_phase(cfg, scale_dir, out / "run", ports, levels, duration_s, console)
     figures = legacy_http_figures(found.levels) | legacy_stage_figures(found.stages)
-    figures |= found.figures
-    figures |= bench_triton(demo, out / "triton", candidates, min(duration_s, 10.0), console)
+    figures |= found.figures | triton
     results: dict[str, Any] = {
         "videos": n_videos,
         "candidates": candidates,
