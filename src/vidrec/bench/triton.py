@@ -6,20 +6,25 @@ pipeline's candidate batch and at a small batch. Both servers run side by side a
 measurement alternates between them in ``ROUNDS`` short windows (A B, B A, ...), so a
 shared machine's load drifts over both alike. Each run reports its rows per second and, from
 Triton's statistics API over the same windows, its requests, ``execution_count`` and
-``inference_count``: the batcher merged requests exactly when executions < requests.
-Part of `vidrec bench serving`.
+``inference_count``: the batcher merged requests exactly when executions < requests. Beside
+throughput, the CPU each request cost Triton (server + python-backend stubs, process tree) and
+the client: on a shared machine throughput also follows how much CPU the scheduler grants,
+CPU per request does not. Part of `vidrec bench serving`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import time
 from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from rich.console import Console
 
+from vidrec.bench.cpu import tree_usage
 from vidrec.config import load_config
 from vidrec.ranking.model_repository import (
     CONFIG_FILE,
@@ -73,11 +78,40 @@ async def triton_throughput(url: str, input_dim: int, rows: int, duration_s: flo
     return len(latencies)
 
 
-def measure(url: str, input_dim: int, rows: int, duration_s: float) -> tuple[int, InferenceCounts]:
-    """One window: requests answered, and Triton's counters over exactly that window."""
-    before = inference_counts(url, RANKER_MODEL)
+@dataclass(frozen=True)
+class Window:
+    """What one or more measurement windows of a server cost and counted."""
+
+    answered: int = 0
+    counts: InferenceCounts = field(default_factory=InferenceCounts)
+    server_cpu_s: float = 0.0
+    client_cpu_s: float = 0.0
+
+    def __add__(self, other: Window) -> Window:
+        return Window(
+            self.answered + other.answered,
+            self.counts + other.counts,
+            self.server_cpu_s + other.server_cpu_s,
+            self.client_cpu_s + other.client_cpu_s,
+        )
+
+
+def measure(server: TritonProcess, input_dim: int, rows: int, duration_s: float) -> Window:
+    """One window: requests answered, Triton's counters and both sides' CPU over it."""
+    url, pid = server.grpc_url, server.pid
+    assert pid is not None, "measure: the server is not running"
+    counts, server_cpu, client_cpu = (
+        inference_counts(url, RANKER_MODEL),
+        tree_usage(pid).cpu_s,
+        time.process_time(),
+    )
     answered = asyncio.run(triton_throughput(url, input_dim, rows, duration_s))
-    return answered, inference_counts(url, RANKER_MODEL) - before
+    return Window(
+        answered,
+        inference_counts(url, RANKER_MODEL) - counts,
+        tree_usage(pid).cpu_s - server_cpu,
+        time.process_time() - client_cpu,
+    )
 
 
 def bench_triton(
@@ -86,14 +120,13 @@ def bench_triton(
     backend = prepare_backend_dir(work / "backends")
     out: dict[str, float] = {}
     with ExitStack() as stack:
-        urls: dict[str, str] = {}
+        servers: dict[str, TritonProcess] = {}
         for label in LABELS:
             repo = ranker_repository(demo, work / f"repo_{label}", label == "batching")
             ports = TritonPorts.free()
             argv, env = triton_command(repo, ports, backend_dir=backend, models=[RANKER_MODEL])
             process = TritonProcess(argv, env, ports, work / f"triton_{label}.log")
-            stack.enter_context(process.start(120))
-            urls[label] = f"127.0.0.1:{ports.grpc}"
+            servers[label] = stack.enter_context(process.start(120))
         input_dim = int(parse_config(repo / RANKER_MODEL / CONFIG_FILE).input[0].dims[0])
         for rows in (rows_large, SMALL_BATCH):
             console.print(
@@ -101,17 +134,17 @@ def bench_triton(
                 f"{ROUNDS} alternating rounds …"
             )
             for label in LABELS:  # warm-up: connections, the stubs' shared memory
-                measure(urls[label], input_dim, rows, 1.0)
-            answered = dict.fromkeys(LABELS, 0)
-            counts = dict.fromkeys(LABELS, InferenceCounts())
+                measure(servers[label], input_dim, rows, 1.0)
+            runs = dict.fromkeys(LABELS, Window())
             for i in range(ROUNDS):
                 for label in LABELS if i % 2 == 0 else LABELS[::-1]:
-                    n, window = measure(urls[label], input_dim, rows, duration_s / ROUNDS)
-                    answered[label] += n
-                    counts[label] += window
+                    runs[label] += measure(servers[label], input_dim, rows, duration_s / ROUNDS)
             for label in LABELS:
-                key, c = f"triton.{label}.b{rows}", counts[label]
-                out[f"{key}.inferences_per_s"] = answered[label] * rows / duration_s
+                key, run, c = f"triton.{label}.b{rows}", runs[label], runs[label].counts
+                out[f"{key}.inferences_per_s"] = run.answered * rows / duration_s
+                answered = max(run.answered, 1)
+                out[f"{key}.server_cpu_ms_per_request"] = run.server_cpu_s / answered * 1e3
+                out[f"{key}.client_cpu_ms_per_request"] = run.client_cpu_s / answered * 1e3
                 out[f"{key}.requests"] = float(c.requests)
                 out[f"{key}.execution_count"] = float(c.execution_count)
                 out[f"{key}.inference_count"] = float(c.inference_count)
@@ -120,4 +153,7 @@ def bench_triton(
     for rows in (rows_large, SMALL_BATCH):
         on, off = (out[f"triton.{k}.b{rows}.inferences_per_s"] for k in LABELS)
         out[f"triton.b{rows}.batching_speedup"] = on / off
+        # The throughput gain a dedicated machine saturated by Triton would see.
+        on, off = (out[f"triton.{k}.b{rows}.server_cpu_ms_per_request"] for k in LABELS)
+        out[f"triton.b{rows}.batching_server_cpu_saving"] = off / on if on else 0.0
     return out

@@ -167,6 +167,11 @@ class TritonProcess:
         return f"{self.host}:{self.ports.grpc}"
 
     @property
+    def pid(self) -> int | None:
+        """The server's pid while it runs (the python-backend stubs are its children)."""
+        return None if self._proc is None else self._proc.pid
+
+    @property
     def http_url(self) -> str:
         return f"http://{self.host}:{self.ports.http}"
 
