@@ -55,9 +55,9 @@ def write_scale_artefacts(
     """
     console = console or Console()
     k = min(neighbours_k or load_config().serving.neighbours_k, n_videos - 1)
-    if (dest / COMPLETE_MARKER).is_file():
+    if (dest / COMPLETE_MARKER).is_file() and (dest / SCALE_META).is_file():
         console.print(f"[dim]reusing scale artefacts {dest}[/]")
-        return dest
+        return dest  # (a dir from before scale_meta.json also lacks the neighbour lists)
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
     for rel in COPIED:
