@@ -102,8 +102,10 @@ class NeighbourLists:
 
     def _rows(self, anchors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(ids, scores, found)`` rows per anchor (patch first); -1 rows where not found."""
-        p_row, in_patch = self.patch.find(anchors)
         b_row, in_base = self.base.find(anchors)
+        if self.patch.owners.size == 0 and in_base.all():  # the request path: one fancy index
+            return self.base.ids[b_row], self.base.scores[b_row], in_base
+        p_row, in_patch = self.patch.find(anchors)
         in_base &= ~in_patch
         ids = np.full((anchors.size, self.k), -1, np.int64)
         scores = np.full((anchors.size, self.k), PAD_SCORE, np.float32)
