@@ -14,7 +14,10 @@ CPU per request does not. Part of `vidrec bench serving`.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
+import os
 import random
 import time
 from contextlib import ExitStack
@@ -157,3 +160,26 @@ def bench_triton(
         on, off = (out[f"triton.{k}.b{rows}.server_cpu_ms_per_request"] for k in LABELS)
         out[f"triton.b{rows}.batching_server_cpu_saving"] = off / on if on else 0.0
     return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the Triton part alone: ``python -m vidrec.bench.triton OUT_DIR``; writes
+    ``OUT_DIR/triton.json`` (the keys `vidrec bench serving` puts in serving.json)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--artefacts", type=Path, default=load_config().serving.artefacts_dir,
+                        help="artefact dir holding models/ranker.onnx")  # fmt: skip
+    parser.add_argument("--rows", type=int, default=500, help="rows per request (candidates)")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds per run")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    console = Console()
+    results = bench_triton(args.artefacts, args.out / "work", args.rows, args.duration, console)
+    results["load_average_1m"] = os.getloadavg()[0]
+    (args.out / "triton.json").write_text(json.dumps(results, indent=2) + "\n")
+    for key, value in results.items():
+        console.print(f"{key:55s} {value:12.3f}")
+
+
+if __name__ == "__main__":
+    main()
