@@ -98,10 +98,7 @@ def _padded(rows: list[list[int]], k: int) -> np.ndarray:
 
 
 def _ids(result: Any) -> list[int]:
-    """Candidate ids of a source's answer: columns (``video_id`` array) or records."""
-    column = getattr(result, "video_id", None)
-    if isinstance(column, np.ndarray):
-        return [int(v) for v in column]
+    """Candidate ids of a source's answer (an iterable of records)."""
     return [int(v.video_id) for v in result]
 
 
