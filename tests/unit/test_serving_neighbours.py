@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import json
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -140,3 +141,39 @@ def test_artefact_dir_without_lists_still_serves(artefacts: Path, tmp_path: Path
     assert len(got) == 30 and not set(got) & set(anchors)
     with_lists = related_ids(LocalRetrieval(ServingState.load(artefacts), CFG), anchors, 30)
     assert len(set(got) & set(with_lists)) >= 27
+
+
+def test_related_during_uploads_never_fails_or_returns_unknown_ids(
+    artefacts: Path, embedder: ItemEmbedder
+) -> None:
+    """Lists are swapped in whole: a reader sees the old set or the new one, never a mix."""
+    r = LocalRetrieval(ServingState.load(artefacts), CFG)
+    base = int(r.state.catalogue.video_id[3])
+    nearest = int(
+        r.index.search(as_new([lookalike(r.state, base)], embedder).embeddings, 1)[0][0, 0]
+    )
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def read() -> None:
+        try:
+            while not done.is_set():
+                got = asyncio.run(r.related([nearest, base, NEW_ID], 50))
+                ids = np.array([v.video_id for v in got], dtype=np.int64)
+                assert ids.size == np.unique(ids).size > 0
+                assert r.catalogue.rows(ids)[1].all()
+        except BaseException as exc:  # surfaced by the assertion below
+            errors.append(exc)
+
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    for t in readers:
+        t.start()
+    for i in range(5):
+        r.add_videos(as_new([lookalike(r.state, base, NEW_ID + 10 * i + j) for j in range(5)],
+                            embedder))  # fmt: skip
+    done.set()
+    for t in readers:
+        t.join()
+    assert errors == []
+    lists = r._view.neighbours
+    assert lists is not None and lists.has(NEW_ID + np.arange(0, 50, 10)).all()
