@@ -11,7 +11,7 @@ import numpy as np
 from vidrec.features.ranker_input import ranker_input_dim
 from vidrec.features.spec import VIDEO_SPEC, user_spec
 from vidrec.pipeline.base import Candidate, DependencyError, UserContext
-from vidrec.pipeline.clients import RetrievedVideo
+from vidrec.pipeline.candidates import Retrieved
 
 STATIC_DIM = 4
 DAY_MS = 86_400_000
@@ -36,19 +36,12 @@ class Catalogue:
 
     def videos(
         self, rows: np.ndarray, scores: np.ndarray, anchors: np.ndarray | None = None
-    ) -> list[RetrievedVideo]:
-        anchors = np.full(len(rows), -1) if anchors is None else anchors
-        return [
-            RetrievedVideo(
-                int(self.ids[r]),
-                float(s),
-                int(self.creator[r]),
-                int(self.category[r]),
-                int(self.upload_ts[r]),
-                int(a),
-            )
-            for r, s, a in zip(rows, scores, anchors, strict=True)
-        ]
+    ) -> Retrieved:
+        rows = np.asarray(rows, dtype=np.int64)
+        return Retrieved.of(
+            self.ids[rows], scores, self.creator[rows], self.category[rows],
+            self.upload_ts[rows], anchors,
+        )  # fmt: skip
 
     def video_matrix(self) -> np.ndarray:
         v = VIDEO_SPEC
@@ -92,47 +85,45 @@ class InMemoryRetrieval:
         rows = np.argsort(-s, kind="stable")[:k]
         return rows[np.isfinite(s[rows])]
 
-    async def two_tower(
-        self, user_vector: np.ndarray, history: Sequence[int], k: int
-    ) -> list[RetrievedVideo]:
+    async def two_tower(self, user_vector: np.ndarray, history: Sequence[int], k: int) -> Retrieved:
         await self._fault("two_tower")
         q = user_vector[: self.cat.emb.shape[1]]  # the fake "user tower": a slice
         scores = self.cat.emb @ q
         rows = self._top(scores, k)
         return self.cat.videos(rows, scores[rows])
 
-    async def related(self, video_ids: Sequence[int], k: int) -> list[RetrievedVideo]:
+    async def related(self, video_ids: Sequence[int], k: int) -> Retrieved:
         await self._fault("related")
-        out: list[RetrievedVideo] = []
+        out: list[Retrieved] = []
         for vid in video_ids:
             a = self.cat.row[vid]
             scores = self.cat.emb @ self.cat.emb[a]
             rows = self._top(scores, k, self.cat.ids != vid)
-            out += self.cat.videos(rows, scores[rows], np.full(len(rows), vid))
-        return out
+            out.append(self.cat.videos(rows, scores[rows], np.full(len(rows), vid)))
+        return Retrieved.concat(out)
 
-    async def trending(self, region: str, k: int) -> list[RetrievedVideo]:
+    async def trending(self, region: str, k: int) -> Retrieved:
         await self._fault("trending")
         rows = self._top(self.cat.popularity, k, self.cat.region == region)
         return self.cat.videos(rows, self.cat.popularity[rows])
 
-    async def fresh(self, k: int, now_ms: int) -> list[RetrievedVideo]:
+    async def fresh(self, k: int, now_ms: int) -> Retrieved:
         await self._fault("fresh")
         rows = self._top(self.cat.upload_ts.astype(float), k)
         return self.cat.videos(rows, np.full(len(rows), 0.1))
 
-    async def same_creator(self, video_ids: Sequence[int], k: int) -> list[RetrievedVideo]:
+    async def same_creator(self, video_ids: Sequence[int], k: int) -> Retrieved:
         await self._fault("same_creator")
         creators = self.cat.creator[[self.cat.row[v] for v in video_ids]]
         rows = self._top(self.cat.popularity, k, np.isin(self.cat.creator, creators))
         return self.cat.videos(rows, self.cat.popularity[rows])
 
-    async def by_category(self, category: int, k: int) -> list[RetrievedVideo]:
+    async def by_category(self, category: int, k: int) -> Retrieved:
         await self._fault("by_category")
         rows = self._top(self.cat.popularity, k, self.cat.category == category)
         return self.cat.videos(rows, self.cat.popularity[rows])
 
-    async def popular(self, k: int) -> list[RetrievedVideo]:
+    async def popular(self, k: int) -> Retrieved:
         await self._fault("popular")
         rows = self._top(self.cat.popularity, k)
         return self.cat.videos(rows, self.cat.popularity[rows])
@@ -174,7 +165,9 @@ class InMemoryFeatures:
             user_id=user_id, known=False, vector=None, region=region or "central", device="unknown"
         )
 
-    async def video_vectors(self, video_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    async def video_vectors(
+        self, video_ids: Sequence[int] | np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         await self.faults.setdefault("video_vectors", Faults()).hit()
         rows = np.array([self.cat.row.get(v, -1) for v in video_ids])
         present = (rows >= 0) & ~np.isin(np.asarray(video_ids), list(self.missing))

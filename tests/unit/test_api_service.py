@@ -10,6 +10,7 @@ import pytest
 
 from vidrec.config import ServingConfig
 from vidrec.pipeline.base import Candidate, Policy, RequestContext
+from vidrec.pipeline.candidates import Candidates
 from vidrec.pipeline.observer import NullObserver, RecordingObserver
 from vidrec.pipeline.runner import PipelineRunner, Surface
 from vidrec.pipeline.variants import RoutingTable, VariantRoute
@@ -24,10 +25,10 @@ class Popular:
     policy = Policy.OPEN
     deadline_ms = 50
 
-    async def __call__(self, ctx: RequestContext) -> list[Candidate]:
-        return [
-            Candidate(100 + i, "popular", 1.0 - i / 10, explanation="popular") for i in range(5)
-        ]
+    async def __call__(self, ctx: RequestContext) -> Candidates:
+        return Candidates.from_list(
+            [Candidate(100 + i, "popular", 1.0 - i / 10, explanation="popular") for i in range(5)]
+        )
 
 
 class ListRunner(PipelineRunner):

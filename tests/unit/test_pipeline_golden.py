@@ -78,7 +78,7 @@ def serve(name: str) -> dict[str, Any]:
     seed = int(seed_s)
     cat = Catalogue(seed=seed)
     retrieval = InMemoryRetrieval(cat)
-    seen = frozenset(int(v) for v in cat.ids[seed :: 17][:6])
+    seen = frozenset(int(v) for v in cat.ids[seed::17][:6])
     user = make_user(
         cat,
         7,
@@ -91,7 +91,7 @@ def serve(name: str) -> dict[str, Any]:
         device=("android", "ios", "web", "tv")[seed % 4],
     )
     features = InMemoryFeatures(
-        cat, users={7: user}, missing=frozenset(int(v) for v in cat.ids[seed :: 11][:8])
+        cat, users={7: user}, missing=frozenset(int(v) for v in cat.ids[seed::11][:8])
     )
     ranker = MlpRanker(seed=seed)
     deps = PipelineDeps(retrieval, features, ranker, ListSink(), RankingConfig().head_weights)

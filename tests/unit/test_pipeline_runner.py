@@ -11,6 +11,7 @@ import pytest
 
 from vidrec.config import ServingConfig
 from vidrec.pipeline.base import Candidate, DependencyError, FilterResult, Policy, RequestContext
+from vidrec.pipeline.candidates import Candidates
 from vidrec.pipeline.fallbacks import PopularList
 from vidrec.pipeline.observer import RecordingObserver
 from vidrec.pipeline.runner import PipelineRunner, Surface
@@ -35,12 +36,14 @@ class ListSource:
     def __init__(self, name: str, items: list[tuple[int, float]], delay_s: float = 0.0) -> None:
         self.name, self.items, self.delay_s = name, items, delay_s
 
-    async def __call__(self, ctx: RequestContext) -> list[Candidate]:
+    async def __call__(self, ctx: RequestContext) -> Candidates:
         await asyncio.sleep(self.delay_s)
-        return [
-            Candidate(video_id=v, source=self.name, retrieval_score=s, creator_id=v)
-            for v, s in self.items
-        ]
+        return Candidates.from_list(
+            [
+                Candidate(video_id=v, source=self.name, retrieval_score=s, creator_id=v)
+                for v, s in self.items
+            ]
+        )
 
 
 class Failing:
@@ -51,9 +54,7 @@ class Failing:
     def __init__(self, name: str, policy: Policy, fault: str = "unavailable") -> None:
         self.name, self.policy, self.fault = name, policy, fault
 
-    async def __call__(
-        self, ctx: RequestContext, cands: list[Candidate] | None = None
-    ) -> list[Candidate]:
+    async def __call__(self, ctx: RequestContext, cands: Candidates | None = None) -> Candidates:
         if self.fault == "slow":
             await asyncio.sleep(1.0)
         if self.fault == "bug":
@@ -66,10 +67,8 @@ class DropOdd:
     policy = Policy.CLOSED
     deadline_ms = 5
 
-    async def __call__(self, ctx: RequestContext, cands: list[Candidate]) -> FilterResult:
-        return FilterResult(
-            [c for c in cands if c.video_id % 2 == 0], [c for c in cands if c.video_id % 2]
-        )
+    async def __call__(self, ctx: RequestContext, cands: Candidates) -> FilterResult:
+        return FilterResult.partition(cands, cands.video_id % 2 == 1)
 
 
 class SlowSink:

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vidrec.pipeline.base import Candidate, RequestContext, UserContext
+from vidrec.pipeline.candidates import Candidates
 from vidrec.pipeline.filters.blocked_creators import BlockedCreators
 from vidrec.pipeline.filters.not_interested import NotInterested
 from vidrec.pipeline.filters.seen import Seen
@@ -46,7 +47,13 @@ def cand(vid: int, creator: int = -1, score: float = 0.0, **kw: object) -> Candi
 
 
 def run(coro):  # type: ignore[no-untyped-def]
-    return asyncio.run(coro)
+    """A stage's answer; a frame comes back as the candidate objects it holds."""
+    out = asyncio.run(coro)
+    return out.to_list() if isinstance(out, Candidates) else out
+
+
+def frame(cands: list[Candidate]) -> Candidates:
+    return Candidates.from_list(cands)
 
 
 def max_run(cands: list[Candidate]) -> int:
@@ -55,7 +62,7 @@ def max_run(cands: list[Candidate]) -> int:
 
 def test_seen_drops_seen_and_recent_watches() -> None:
     cs = [cand(i) for i in range(6)]
-    res = run(Seen()(ctx(seen=frozenset({1, 2}), recent_watches=(4,)), cs))
+    res = run(Seen()(ctx(seen=frozenset({1, 2}), recent_watches=(4,)), frame(cs)))
     assert [c.video_id for c in res.kept] == [0, 3, 5]
     assert sorted(c.video_id for c in res.removed) == [1, 2, 4]
 
@@ -67,9 +74,9 @@ def test_not_interested_drops_videos_and_creators_and_blocked() -> None:
         not_interested_creators=frozenset({1}),
         blocked_creators=frozenset({2}),
     )
-    kept = run(NotInterested()(c, cs)).kept
+    kept = list(run(NotInterested()(c, frame(cs))).kept)
     assert [x.video_id for x in kept] == [2, 3, 5, 6, 8]
-    assert [x.video_id for x in run(BlockedCreators()(c, kept)).kept] == [3, 6]
+    assert [x.video_id for x in run(BlockedCreators()(c, frame(kept))).kept] == [3, 6]
 
 
 def test_filters_pass_everything_for_anonymous_requests() -> None:
@@ -77,7 +84,7 @@ def test_filters_pass_everything_for_anonymous_requests() -> None:
     c.user = None
     cs = [cand(i, creator=1) for i in range(3)]
     for f in (Seen(), NotInterested(), BlockedCreators()):
-        assert run(f(c, cs)).kept == cs
+        assert list(run(f(c, frame(cs))).kept) == cs
 
 
 def test_retrieval_order_scores_are_negative_decreasing_and_unique() -> None:
@@ -98,18 +105,18 @@ def test_retrieval_order_interleaves_sources_whose_scales_differ() -> None:
 def test_freshness_boost_lifts_young_videos_in_both_regimes() -> None:
     young = cand(1, score=1.0, upload_ts=NOW - H)
     old = cand(2, score=1.05, upload_ts=NOW - 500 * H)
-    out = run(FreshnessBoost(0.2, 24.0)(ctx(), [old, young]))
+    out = run(FreshnessBoost(0.2, 24.0)(ctx(), frame([old, young])))
     assert [c.video_id for c in out] == [1, 2]
     assert out[0].score == np.float64(1.0) * (1 + 0.2 * 2 ** (-1 / 24))
     neg = [cand(3, score=-0.3, upload_ts=NOW - 500 * H), cand(4, score=-0.32, upload_ts=NOW)]
-    assert [c.video_id for c in run(FreshnessBoost(0.2, 24.0)(ctx(), neg))] == [4, 3]
+    assert [c.video_id for c in run(FreshnessBoost(0.2, 24.0)(ctx(), frame(neg)))] == [4, 3]
     unknown = cand(5, score=1.0)  # upload_ts 0: no boost
-    assert run(FreshnessBoost(0.2, 24.0)(ctx(), [unknown]))[0].score == 1.0
+    assert run(FreshnessBoost(0.2, 24.0)(ctx(), frame([unknown])))[0].score == 1.0
 
 
 def test_category_spread_caps_a_category_on_the_first_page() -> None:
     cs = [cand(i, category=0 if i < 8 else i) for i in range(12)]
-    out = run(CategorySpread(max_share=0.4)(ctx(count=5), cs))
+    out = run(CategorySpread(max_share=0.4)(ctx(count=5), frame(cs)))
     page = out[:5]
     assert sum(c.category == 0 for c in page) == 2
     assert sorted(c.video_id for c in out) == list(range(12))  # deferred, not dropped
@@ -118,7 +125,7 @@ def test_category_spread_caps_a_category_on_the_first_page() -> None:
 def test_exploration_slots_place_fresh_videos_at_fixed_positions() -> None:
     cs = [cand(i, score=10 - i, upload_ts=NOW - 400 * H) for i in range(10)]
     cs += [cand(100, source="fresh"), cand(101, upload_ts=NOW - H)]
-    out = run(ExplorationSlots(0.2, 48.0)(ctx(count=10), cs))
+    out = run(ExplorationSlots(0.2, 48.0)(ctx(count=10), frame(cs)))
     assert slot_positions(10, 2) == {3, 6}
     assert out[3].video_id == 100 and out[6].video_id == 101
     assert [c.video_id for c in out[:3]] == [0, 1, 2]
@@ -133,7 +140,7 @@ def test_explanations_follow_the_source() -> None:
         cand(4, source="same_creator"),
         cand(5, source="category", category=3),
     ]
-    out = run(Explain()(ctx(), cs))
+    out = run(Explain()(ctx(), frame(cs)))
     assert [c.explanation for c in out] == [
         "because you watched 55",
         "trending in north",
@@ -145,7 +152,7 @@ def test_explanations_follow_the_source() -> None:
 
 def test_creator_run_reorders_without_dropping() -> None:
     cs = [cand(i, creator=1 if i < 4 else 2) for i in range(6)]
-    out = run(CreatorRun(2)(ctx(count=6), cs))
+    out = run(CreatorRun(2)(ctx(count=6), frame(cs)))
     assert [c.creator_id for c in out] == [1, 1, 2, 1, 1, 2]
 
 
@@ -164,7 +171,7 @@ def test_creator_run_rule_holds_on_every_list(
         cand(i, creator=c, score=float(s))
         for i, (c, s) in enumerate(zip(creators, rng.random(len(creators)), strict=True))
     ]
-    out = run(CreatorRun(max_run_)(ctx(count=count), cs))[:count]
+    out = run(CreatorRun(max_run_)(ctx(count=count), frame(cs)))[:count]
     assert max_run(out) <= max_run_
     ids = [c.video_id for c in out]
     assert len(ids) == len(set(ids))

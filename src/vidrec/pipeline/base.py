@@ -11,9 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from vidrec.pipeline.candidates import Candidates
 
 
 class Policy(Enum):
@@ -44,7 +47,8 @@ class DependencyError(Exception):
 
 @dataclass(slots=True)
 class Candidate:
-    """One video on its way through the funnel. Stages return new lists, never mutate others'."""
+    """One served video. Inside the pipeline candidates travel as columns
+    (:class:`~vidrec.pipeline.candidates.Candidates`); the served page becomes these objects."""
 
     video_id: int
     source: str  # source stage name that produced it ("two_tower", "trending", ...)
@@ -98,8 +102,17 @@ class RequestContext:
 
 @dataclass(frozen=True)
 class FilterResult:
-    kept: list[Candidate]
-    removed: list[Candidate]
+    kept: Candidates
+    removed: Candidates
+
+    @classmethod
+    def keep_all(cls, cands: Candidates) -> FilterResult:
+        return cls(cands, cands.head(0))
+
+    @classmethod
+    def partition(cls, cands: Candidates, drop: np.ndarray) -> FilterResult:
+        """Split by a boolean mask (True: removed); both sides keep their order."""
+        return cls(cands.take(~drop), cands.take(drop))
 
 
 class Stage(Protocol):
@@ -113,23 +126,23 @@ class ContextStage(Stage, Protocol):
 
 
 class Source(Stage, Protocol):
-    async def __call__(self, ctx: RequestContext) -> list[Candidate]: ...
+    async def __call__(self, ctx: RequestContext) -> Candidates: ...
 
 
 class Filter(Stage, Protocol):
-    async def __call__(self, ctx: RequestContext, cands: list[Candidate]) -> FilterResult: ...
+    async def __call__(self, ctx: RequestContext, cands: Candidates) -> FilterResult: ...
 
 
 class Hydrator(Stage, Protocol):
-    async def __call__(self, ctx: RequestContext, cands: list[Candidate]) -> list[Candidate]: ...
+    async def __call__(self, ctx: RequestContext, cands: Candidates) -> Candidates: ...
 
 
 class Scorer(Stage, Protocol):
-    async def __call__(self, ctx: RequestContext, cands: list[Candidate]) -> list[Candidate]: ...
+    async def __call__(self, ctx: RequestContext, cands: Candidates) -> Candidates: ...
 
 
 class Mixer(Stage, Protocol):
-    async def __call__(self, ctx: RequestContext, cands: list[Candidate]) -> list[Candidate]: ...
+    async def __call__(self, ctx: RequestContext, cands: Candidates) -> Candidates: ...
 
 
 class Effect(Stage, Protocol):

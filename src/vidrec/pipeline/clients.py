@@ -1,5 +1,8 @@
 """The dependencies a pipeline talks to, as small protocols.
 
+Retrieval answers in columns (:class:`~vidrec.pipeline.candidates.Retrieved`), so a source
+wraps its result without building an object per video.
+
 Stages receive these injected. Implementations live in ``vidrec.serving``: in-process ones
 (the retrieval index, Redis feature fetcher and Triton client used directly) and remote ones
 (the BentoML Retrieval / Features services over HTTP). All raise
@@ -9,44 +12,32 @@ Stages receive these injected. Implementations live in ``vidrec.serving``: in-pr
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
 from vidrec.pipeline.base import Candidate, UserContext
-
-
-@dataclass(frozen=True)
-class RetrievedVideo:
-    """What a retrieval source returns: enough metadata for filters and mixers."""
-
-    video_id: int
-    score: float
-    creator_id: int
-    category: int
-    upload_ts: int
-    anchor_video_id: int = -1
+from vidrec.pipeline.candidates import Retrieved, RetrievedVideo
 
 
 class RetrievalClient(Protocol):
     async def two_tower(
         self, user_vector: np.ndarray, history: Sequence[int], k: int
-    ) -> list[RetrievedVideo]: ...
+    ) -> Retrieved: ...
 
-    async def related(self, video_ids: Sequence[int], k: int) -> list[RetrievedVideo]:
+    async def related(self, video_ids: Sequence[int], k: int) -> Retrieved:
         """Item-item ANN neighbours of each anchor, ``anchor_video_id`` set."""
         ...
 
-    async def trending(self, region: str, k: int) -> list[RetrievedVideo]: ...
+    async def trending(self, region: str, k: int) -> Retrieved: ...
 
-    async def fresh(self, k: int, now_ms: int) -> list[RetrievedVideo]: ...
+    async def fresh(self, k: int, now_ms: int) -> Retrieved: ...
 
-    async def same_creator(self, video_ids: Sequence[int], k: int) -> list[RetrievedVideo]: ...
+    async def same_creator(self, video_ids: Sequence[int], k: int) -> Retrieved: ...
 
-    async def by_category(self, category: int, k: int) -> list[RetrievedVideo]: ...
+    async def by_category(self, category: int, k: int) -> Retrieved: ...
 
-    async def popular(self, k: int) -> list[RetrievedVideo]:
+    async def popular(self, k: int) -> Retrieved:
         """The cached popular list: the last-resort fallback."""
         ...
 
@@ -56,7 +47,9 @@ class FeatureClient(Protocol):
         """User vector + session state in one round trip; unknown user → ``known=False``."""
         ...
 
-    async def video_vectors(self, video_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    async def video_vectors(
+        self, video_ids: Sequence[int] | np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``(matrix float32[N, VIDEO_SPEC.dim], present bool[N])``; absent rows are zeros."""
         ...
 
@@ -70,3 +63,13 @@ class RankerClient(Protocol):
 class ImpressionSink(Protocol):
     async def log(self, request_id: str, variant: str, user_id: int | None,
                   served: Sequence[Candidate], now_ms: int) -> None: ...  # fmt: skip
+
+
+__all__ = [
+    "FeatureClient",
+    "ImpressionSink",
+    "RankerClient",
+    "RetrievalClient",
+    "Retrieved",
+    "RetrievedVideo",
+]

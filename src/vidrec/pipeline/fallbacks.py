@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from vidrec.pipeline.base import Candidate, DependencyError, Policy, RequestContext
-from vidrec.pipeline.clients import RetrievalClient, RetrievedVideo
+from vidrec.pipeline.base import DependencyError, Policy, RequestContext
+from vidrec.pipeline.candidates import Candidates, Retrieved
+from vidrec.pipeline.clients import RetrievalClient
 from vidrec.pipeline.resilience import as_dependency_error
-from vidrec.pipeline.sources.adapt import to_candidates
 
 
 class PopularList:
@@ -32,7 +32,7 @@ class PopularList:
         self.retrieval, self.refresh_s, self.k = retrieval, refresh_s, k
         self.retry_s = min(retry_s, refresh_s)
         self._clock = clock
-        self._cached: list[RetrievedVideo] | None = None
+        self._cached: Retrieved | None = None
         self._next_refresh = float("-inf")
 
     async def refresh(self) -> None:
@@ -41,7 +41,7 @@ class PopularList:
         self._cached = await self.retrieval.popular(self.k)
         self._next_refresh = self._clock() + self.refresh_s
 
-    async def __call__(self, ctx: RequestContext) -> list[Candidate]:
+    async def __call__(self, ctx: RequestContext) -> Candidates:
         if self._clock() >= self._next_refresh:
             try:
                 await self.refresh()
@@ -50,7 +50,4 @@ class PopularList:
                     raise
         if self._cached is None:
             raise DependencyError("no_data", "popular list never loaded")
-        cands = to_candidates(self._cached, self.name)  # new objects: stages fill them in place
-        for c in cands:
-            c.explanation = "popular now"
-        return cands
+        return Candidates.from_retrieved(self._cached, self.name, explanation="popular now")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from vidrec.pipeline.base import Candidate, Hydrator, RequestContext
+from vidrec.pipeline.base import Hydrator, RequestContext
+from vidrec.pipeline.candidates import Candidates
 
 
 class KnownUserOnly:
@@ -15,7 +16,7 @@ class KnownUserOnly:
         self.policy = inner.policy
         self.deadline_ms = inner.deadline_ms
 
-    async def __call__(self, ctx: RequestContext, cands: list[Candidate]) -> list[Candidate]:
+    async def __call__(self, ctx: RequestContext, cands: Candidates) -> Candidates:
         if ctx.user is None or not ctx.user.known:
             return cands
         return await self.inner(ctx, cands)

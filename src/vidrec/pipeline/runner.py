@@ -6,9 +6,10 @@ about lives here. Each stage runs under ``asyncio.wait_for`` with its deadline: 
 stage's class default for kinds without a budget (effects, fallback). A dependency fault
 (:class:`DependencyError` or a timeout) in an OPEN stage skips it (input passes through, a
 source yields nothing), in a CLOSED stage serves the fallback; either way ``ctx.degraded`` gets
-``"<kind>/<name>:<reason>"``. Anything else is a bug and propagates. Stages return new lists;
-hydrators and scorers fill fields of the request-owned candidates in place (no copies on the
-hot path). Effects run after the response is returned and can only be observed, never raised.
+``"<kind>/<name>:<reason>"``. Anything else is a bug and propagates. Candidates travel as
+columns (:class:`~vidrec.pipeline.candidates.Candidates`) and each stage returns a new frame;
+only the served page becomes :class:`Candidate` objects. Effects run after the response is
+returned and can only be observed, never raised.
 """
 
 from __future__ import annotations
@@ -16,11 +17,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from operator import attrgetter
 from time import perf_counter
 from typing import Any, Final, Protocol, TypeVar
-
-import numpy as np
 
 from vidrec.config import ServingConfig
 from vidrec.pipeline.base import (
@@ -37,6 +35,7 @@ from vidrec.pipeline.base import (
     Source,
     Stage,
 )
+from vidrec.pipeline.candidates import Candidates, dedupe_by_video
 from vidrec.pipeline.observer import PipelineObserver
 from vidrec.pipeline.resilience import as_dependency_error
 from vidrec.pipeline.scorers.retrieval_order import RetrievalOrder
@@ -57,7 +56,7 @@ _KIND_BUDGET: Final[dict[str, str]] = {
 class Fallback(Stage, Protocol):
     """What a surface serves when a CLOSED stage fails or no source returned anything."""
 
-    async def __call__(self, ctx: RequestContext) -> list[Candidate]: ...
+    async def __call__(self, ctx: RequestContext) -> Candidates: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,14 +108,15 @@ class PipelineRunner:
         if ctx.count < 1:
             raise ValueError(f"count: must be >= 1, got {ctx.count}")
         try:
-            served = await asyncio.wait_for(
+            frame = await asyncio.wait_for(
                 self._pipeline(surface, ctx, surface.name), self._cfg.deadline_total_ms / 1000
             )
         except _ServeFallback:
-            served = await self.fallback(surface, ctx)
+            frame = await self._fallback(surface, ctx)
         except TimeoutError:
             self._degrade(surface.name, ctx, "pipeline/total", "timeout")
-            served = await self.fallback(surface, ctx)
+            frame = await self._fallback(surface, ctx)
+        served = frame.head(ctx.count).to_list()
         self._spawn_effects(surface, ctx, served)
         return served
 
@@ -127,7 +127,7 @@ class PipelineRunner:
 
     # -- the request, stage by stage --------------------------------------------------------
 
-    async def _pipeline(self, surface: Surface, ctx: RequestContext, label: str) -> list[Candidate]:
+    async def _pipeline(self, surface: Surface, ctx: RequestContext, label: str) -> Candidates:
         context = surface.context
         if context is not None and ctx.user_id is not None and ctx.user is None:
             user = await self._guarded(label, ctx, "context", context, context, ctx)
@@ -150,9 +150,9 @@ class PipelineRunner:
         cands = await self._score(surface, ctx, label, cands)
         for mixer in surface.mixers:
             cands = await self._transform(label, ctx, "mixer", mixer, cands)
-        return cands[: ctx.count]
+        return cands.head(ctx.count)
 
-    async def _sources(self, surface: Surface, ctx: RequestContext, label: str) -> list[Candidate]:
+    async def _sources(self, surface: Surface, ctx: RequestContext, label: str) -> Candidates:
         results = await asyncio.gather(
             *(self._guarded(label, ctx, "source", src, src, ctx) for src in surface.sources),
             return_exceptions=True,
@@ -160,21 +160,22 @@ class PipelineRunner:
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:  # a bug wins over a fallback request; both stop the pipeline
             raise next((e for e in errors if not isinstance(e, _ServeFallback)), errors[0])
-        merged: list[Candidate] = []
-        for src, found in zip(surface.sources, results, strict=True):
-            if isinstance(found, list):
-                self._obs.candidates(label, stage_id("source", src), "out", len(found))
-                merged.extend(found)
-        if not merged:
+        found: list[Candidates] = []
+        for src, result in zip(surface.sources, results, strict=True):
+            if isinstance(result, Candidates):
+                self._obs.candidates(label, stage_id("source", src), "out", len(result))
+                found.append(result)
+        merged = Candidates.concat(found)
+        if not len(merged):
             self._degrade(label, ctx, "source/all", "no_data")
             raise _ServeFallback
-        union = dedupe_by_video(merged)[: self._cfg.max_candidates]
+        union = dedupe_by_video(merged).head(self._cfg.max_candidates)
         self._obs.candidates(label, "pipeline/union", "out", len(union))
         return union
 
     async def _score(
-        self, surface: Surface, ctx: RequestContext, label: str, cands: list[Candidate]
-    ) -> list[Candidate]:
+        self, surface: Surface, ctx: RequestContext, label: str, cands: Candidates
+    ) -> Candidates:
         skipped = False
         for scorer in surface.scorers:
             result = await self._guarded(label, ctx, "scorer", scorer, scorer, ctx, cands)
@@ -184,15 +185,14 @@ class PipelineRunner:
                 cands = result
         if skipped:
             cands = await self._transform(label, ctx, "scorer", surface.degraded_order, cands)
-        cands = sorted(cands, key=attrgetter("score"), reverse=True)  # stable: ties keep order
-        heads = [c.head_scores for c in cands if c.head_scores is not None]
-        if heads:
-            self._obs.scores(label, ctx.variant, np.stack(heads))
+        cands = cands.sorted_by_score()  # stable: ties keep order
+        if cands.head_scores is not None and cands.ranked.any():
+            self._obs.scores(label, ctx.variant, cands.head_scores[cands.ranked])
         return cands
 
     async def _transform(
-        self, label: str, ctx: RequestContext, kind: str, stage: Any, cands: list[Candidate]
-    ) -> list[Candidate]:
+        self, label: str, ctx: RequestContext, kind: str, stage: Any, cands: Candidates
+    ) -> Candidates:
         result = await self._guarded(label, ctx, kind, stage, stage, ctx, cands)
         if isinstance(result, _Skipped):
             return cands
@@ -239,16 +239,19 @@ class PipelineRunner:
 
     async def fallback(self, surface: Surface, ctx: RequestContext) -> list[Candidate]:
         """The surface's fallback list, still passed through its filters where they work."""
+        return (await self._fallback(surface, ctx)).head(ctx.count).to_list()
+
+    async def _fallback(self, surface: Surface, ctx: RequestContext) -> Candidates:
         fb = surface.fallback
         found = await self._guarded(surface.name, ctx, "fallback", fb, fb, ctx)
-        cands = [] if isinstance(found, _Skipped) else found
+        cands = Candidates.empty() if isinstance(found, _Skipped) else found
         for flt in surface.filters:
             try:
                 cands = (await asyncio.wait_for(flt(ctx, cands), flt.deadline_ms / 1000)).kept
             except Exception as exc:
                 if as_dependency_error(exc) is None:
                     raise  # already reported as degraded above if it is a dependency fault
-        return cands[: ctx.count]
+        return cands
 
     def _spawn_effects(
         self, surface: Surface, ctx: RequestContext, served: list[Candidate]
@@ -271,16 +274,6 @@ class PipelineRunner:
                 dep = as_dependency_error(exc)
                 outcome = "bug" if dep is None else dep.reason
             self._obs.stage(surface.name, sid, ctx.variant, perf_counter() - start, outcome)
-
-
-def dedupe_by_video(cands: list[Candidate]) -> list[Candidate]:
-    """Union of sources by video id: the highest retrieval score wins (and keeps its source),
-    sorted by retrieval score (descending; ties keep source order)."""
-    ordered = sorted(cands, key=attrgetter("retrieval_score"), reverse=True)
-    best: dict[int, Candidate] = {}
-    for c in ordered:
-        best.setdefault(c.video_id, c)
-    return list(best.values())
 
 
 __all__ = ["SKIPPED", "DependencyError", "Fallback", "PipelineRunner", "Surface", "dedupe_by_video"]

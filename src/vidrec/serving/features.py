@@ -100,8 +100,10 @@ class FeatureFetcher:
             session_depth=session.session_depth,
         )
 
-    async def video_vectors(self, video_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-        ids = [int(v) for v in video_ids]
+    async def video_vectors(
+        self, video_ids: Sequence[int] | np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        ids: list[int] = np.asarray(video_ids, dtype=np.int64).tolist()
         out = np.zeros((len(ids), VIDEO_SPEC.dim), dtype=np.float32)
         present = np.zeros(len(ids), dtype=bool)
         slots = self.lru.lookup(ids)

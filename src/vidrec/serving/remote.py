@@ -16,17 +16,17 @@ from typing import Any, Protocol
 import numpy as np
 
 from vidrec.pipeline.base import DependencyError
-from vidrec.pipeline.clients import RetrievedVideo
+from vidrec.pipeline.candidates import Retrieved
 
 FIELDS = ("video_id", "score", "creator_id", "category", "upload_ts", "anchor_video_id")
 
 
-def to_columns(found: Sequence[RetrievedVideo]) -> dict[str, list[Any]]:
-    return {f: [getattr(v, f) for v in found] for f in FIELDS}
+def to_columns(found: Retrieved) -> dict[str, list[Any]]:
+    return {f: getattr(found, f).tolist() for f in FIELDS}
 
 
-def from_columns(cols: dict[str, list[Any]]) -> list[RetrievedVideo]:
-    return [RetrievedVideo(*row) for row in zip(*(cols[f] for f in FIELDS), strict=True)]
+def from_columns(cols: dict[str, list[Any]]) -> Retrieved:
+    return Retrieved.of(*(cols[f] for f in FIELDS))
 
 
 def b64_floats(a: np.ndarray) -> str:
@@ -49,7 +49,7 @@ class RemoteRetrieval:
     def __init__(self, proxy: _Proxy) -> None:
         self.proxy = proxy
 
-    async def _call(self, api: str, **kwargs: Any) -> list[RetrievedVideo]:
+    async def _call(self, api: str, **kwargs: Any) -> Retrieved:
         try:
             cols = await getattr(self.proxy.to_async, api)(**kwargs)
         except TimeoutError as exc:
@@ -58,27 +58,25 @@ class RemoteRetrieval:
             raise DependencyError("unavailable", f"retrieval.{api}: {exc}") from exc
         return from_columns(cols)
 
-    async def two_tower(
-        self, user_vector: np.ndarray, history: Sequence[int], k: int
-    ) -> list[RetrievedVideo]:
+    async def two_tower(self, user_vector: np.ndarray, history: Sequence[int], k: int) -> Retrieved:
         return await self._call(
             "two_tower", user_vector_b64=b64_floats(user_vector), history=list(history), k=k
         )
 
-    async def related(self, video_ids: Sequence[int], k: int) -> list[RetrievedVideo]:
+    async def related(self, video_ids: Sequence[int], k: int) -> Retrieved:
         return await self._call("related", video_ids=list(video_ids), k=k)
 
-    async def trending(self, region: str, k: int) -> list[RetrievedVideo]:
+    async def trending(self, region: str, k: int) -> Retrieved:
         return await self._call("trending", region=region, k=k)
 
-    async def fresh(self, k: int, now_ms: int) -> list[RetrievedVideo]:
+    async def fresh(self, k: int, now_ms: int) -> Retrieved:
         return await self._call("fresh", k=k, now_ms=now_ms)
 
-    async def same_creator(self, video_ids: Sequence[int], k: int) -> list[RetrievedVideo]:
+    async def same_creator(self, video_ids: Sequence[int], k: int) -> Retrieved:
         return await self._call("same_creator", video_ids=list(video_ids), k=k)
 
-    async def by_category(self, category: int, k: int) -> list[RetrievedVideo]:
+    async def by_category(self, category: int, k: int) -> Retrieved:
         return await self._call("by_category", category=category, k=k)
 
-    async def popular(self, k: int) -> list[RetrievedVideo]:
+    async def popular(self, k: int) -> Retrieved:
         return await self._call("popular", k=k)

@@ -1,8 +1,9 @@
 """In-process candidate retrieval over a :class:`ServingState`: ANN sources and rule sources.
 
-Each call is a handful of numpy operations over precomputed, sorted arrays (no per-candidate
-Python work besides building the returned records). The ONNX user tower and FAISS release the
-GIL, so the two ANN sources run in a worker thread and do not stall the event loop.
+Each call is a handful of numpy operations over precomputed, sorted arrays, answered as
+columns (:class:`~vidrec.pipeline.candidates.Retrieved`): no per-candidate Python work. The
+ONNX user tower and FAISS release the GIL, so ANN searches run in a worker thread and do not
+stall the event loop.
 
 New uploads join while it serves (:meth:`LocalRetrieval.add_videos`, fed by cold start): the
 catalogue and its sorted arrays live in one immutable :class:`_View` that is rebuilt off the
@@ -26,7 +27,7 @@ import numpy as np
 
 from vidrec.config import ServingConfig
 from vidrec.features import user_tower_input
-from vidrec.pipeline.clients import RetrievedVideo
+from vidrec.pipeline.candidates import Retrieved
 from vidrec.ranking.signature import HISTORY_INPUT, USER_X_INPUT
 from vidrec.retrieval import NeighbourLists, set_faiss_threads
 from vidrec.serving.state import HOUR_MS, Catalogue, LiveIndex, ServingState
@@ -164,28 +165,21 @@ class LocalRetrieval:
         scores: np.ndarray,
         anchors: np.ndarray | None = None,
         view: _View | None = None,
-    ) -> list[RetrievedVideo]:
-        """Metadata from the catalogue for each id; ids unknown to it are dropped."""
+    ) -> Retrieved:
+        """Metadata from the catalogue for each id, as columns; ids unknown to it are dropped."""
         cat = (view or self._view).catalogue
         rows, known = cat.rows(ids)
         rows = rows[known]
-        anchor = (np.full(rows.size, -1) if anchors is None else anchors[known]).tolist()
-        return [
-            RetrievedVideo(v, s, c, g, u, a)
-            for v, s, c, g, u, a in zip(
-                ids[known].tolist(),
-                scores[known].astype(np.float64).tolist(),
-                cat.creator_id[rows].tolist(),
-                cat.category[rows].tolist(),
-                cat.upload_ts[rows].tolist(),
-                anchor,
-                strict=True,
-            )
-        ]
+        return Retrieved.of(
+            ids[known],
+            scores[known],
+            cat.creator_id[rows],
+            cat.category[rows],
+            cat.upload_ts[rows],
+            None if anchors is None else anchors[known],
+        )
 
-    def _catalogue_rows(
-        self, view: _View, rows: np.ndarray, scores: np.ndarray
-    ) -> list[RetrievedVideo]:
+    def _catalogue_rows(self, view: _View, rows: np.ndarray, scores: np.ndarray) -> Retrieved:
         return self._records(view.catalogue.video_id[rows], scores, view=view)
 
     # --- ANN sources ---------------------------------------------------------------------
@@ -203,19 +197,15 @@ class LocalRetrieval:
         (embedding,) = self.state.user_tower.run(None, feeds)
         return np.asarray(embedding, dtype=np.float32)
 
-    def _two_tower(
-        self, user_vector: np.ndarray, history: Sequence[int], k: int
-    ) -> list[RetrievedVideo]:
+    def _two_tower(self, user_vector: np.ndarray, history: Sequence[int], k: int) -> Retrieved:
         ids, scores = self.index.search(self.user_embedding(user_vector, history), k)
         valid = ids[0] >= 0
         return self._records(ids[0][valid], scores[0][valid])
 
-    async def two_tower(
-        self, user_vector: np.ndarray, history: Sequence[int], k: int
-    ) -> list[RetrievedVideo]:
+    async def two_tower(self, user_vector: np.ndarray, history: Sequence[int], k: int) -> Retrieved:
         return await asyncio.to_thread(self._two_tower, user_vector, history, k)
 
-    def _related(self, video_ids: Sequence[int], k: int) -> list[RetrievedVideo]:
+    def _related(self, video_ids: Sequence[int], k: int) -> Retrieved:
         """Neighbours of the anchors, interleaved by rank: from the precomputed lists where
         an anchor has one (and they are long enough), else from one index search per anchor."""
         v = self._view
@@ -224,7 +214,7 @@ class LocalRetrieval:
         found = v.emb_sorted[pos] == anchors
         anchors, pos = anchors[found], pos[found]
         if anchors.size == 0 or k < 1:
-            return []
+            return Retrieved.empty()
         lists = v.neighbours
         listed = (
             lists.has(anchors)
@@ -247,22 +237,22 @@ class LocalRetrieval:
         first = _first_occurrences(ids)[:k]
         return self._records(ids[first], scores[first], anchor_of[first], v)
 
-    async def related(self, video_ids: Sequence[int], k: int) -> list[RetrievedVideo]:
+    async def related(self, video_ids: Sequence[int], k: int) -> Retrieved:
         return await asyncio.to_thread(self._related, video_ids, k)
 
     # --- rule sources ----------------------------------------------------------------------
 
-    async def trending(self, region: str, k: int) -> list[RetrievedVideo]:
+    async def trending(self, region: str, k: int) -> Retrieved:
         """Top videos by decayed clicks in ``region`` over the last 24 h of the log."""
         ids, scores = self.state.trending.get(region, (np.zeros(0, np.int64), np.zeros(0)))
         return self._records(ids[:k], scores[:k])
 
-    async def popular(self, k: int) -> list[RetrievedVideo]:
+    async def popular(self, k: int) -> Retrieved:
         v = self._view
         rows = v.popular[:k]
         return self._catalogue_rows(v, rows, v.catalogue.popularity[rows])
 
-    async def fresh(self, k: int, now_ms: int) -> list[RetrievedVideo]:
+    async def fresh(self, k: int, now_ms: int) -> Retrieved:
         """Newest uploads first within ``fresh_max_age_h``; the newest overall if none are."""
         v = self._view
         # Newest first, so uploads at or before now start at `lo` (the key is precomputed:
@@ -274,7 +264,7 @@ class LocalRetrieval:
         age_h = (now_ms - v.catalogue.upload_ts[rows]) / HOUR_MS
         return self._catalogue_rows(v, rows, 0.5 ** (age_h / self.cfg.freshness_half_life_h))
 
-    async def same_creator(self, video_ids: Sequence[int], k: int) -> list[RetrievedVideo]:
+    async def same_creator(self, video_ids: Sequence[int], k: int) -> Retrieved:
         """Other videos by the anchors' creators, most popular first, creators interleaved."""
         v = self._view
         cat = v.catalogue
@@ -287,7 +277,7 @@ class LocalRetrieval:
         hi = np.minimum(np.searchsorted(v.creator_sorted, creators, side="right"), lo + k + 1)
         counts = hi - lo
         if counts.sum() == 0:
-            return []
+            return Retrieved.empty()
         group = np.repeat(np.arange(creators.size), counts)
         rank = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
         picked = v.by_creator[lo[group] + rank]
@@ -298,7 +288,7 @@ class LocalRetrieval:
             cat.video_id[picked[order]], cat.popularity[picked[order]], anchors[group[order]], v
         )
 
-    async def by_category(self, category: int, k: int) -> list[RetrievedVideo]:
+    async def by_category(self, category: int, k: int) -> Retrieved:
         v = self._view
         lo = int(np.searchsorted(v.category_sorted, category, side="left"))
         hi = int(np.searchsorted(v.category_sorted, category, side="right"))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from vidrec.pipeline.base import Candidate, FilterResult, Policy, RequestContext
-from vidrec.pipeline.filters.partition import partition
+from vidrec.pipeline.base import FilterResult, Policy, RequestContext
+from vidrec.pipeline.candidates import Candidates
+from vidrec.pipeline.filters.membership import member
 
 
 class BlockedCreators:
@@ -11,8 +12,7 @@ class BlockedCreators:
     policy = Policy.CLOSED
     deadline_ms = 5
 
-    async def __call__(self, ctx: RequestContext, cands: list[Candidate]) -> FilterResult:
+    async def __call__(self, ctx: RequestContext, cands: Candidates) -> FilterResult:
         if ctx.user is None or not ctx.user.blocked_creators:
-            return FilterResult(list(cands), [])
-        blocked = ctx.user.blocked_creators
-        return partition(cands, lambda c: c.creator_id in blocked)
+            return FilterResult.keep_all(cands)
+        return FilterResult.partition(cands, member(cands.creator_id, ctx.user.blocked_creators))

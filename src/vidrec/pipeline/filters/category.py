@@ -5,8 +5,8 @@ surface search the whole catalogue); AnchorFilter drops the video being watched.
 
 from __future__ import annotations
 
-from vidrec.pipeline.base import Candidate, FilterResult, Policy, RequestContext
-from vidrec.pipeline.filters.partition import partition
+from vidrec.pipeline.base import FilterResult, Policy, RequestContext
+from vidrec.pipeline.candidates import Candidates
 from vidrec.pipeline.sources.adapt import required
 
 
@@ -15,9 +15,9 @@ class CategoryFilter:
     policy = Policy.CLOSED  # pure logic: it cannot fail on a dependency
     deadline_ms = 5
 
-    async def __call__(self, ctx: RequestContext, cands: list[Candidate]) -> FilterResult:
+    async def __call__(self, ctx: RequestContext, cands: Candidates) -> FilterResult:
         category = required(ctx.category, "category", "category")
-        return partition(cands, lambda c: c.category != category)
+        return FilterResult.partition(cands, cands.category != category)
 
 
 class AnchorFilter:
@@ -25,6 +25,6 @@ class AnchorFilter:
     policy = Policy.CLOSED
     deadline_ms = 5
 
-    async def __call__(self, ctx: RequestContext, cands: list[Candidate]) -> FilterResult:
+    async def __call__(self, ctx: RequestContext, cands: Candidates) -> FilterResult:
         anchor = required(ctx.anchor_video_id, "anchor_video_id", "related")
-        return partition(cands, lambda c: c.video_id == anchor)
+        return FilterResult.partition(cands, cands.video_id == anchor)

@@ -1,15 +1,14 @@
-"""The one loop every set-membership filter shares."""
+"""Set membership as one vectorised test: the mask every set filter builds."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Collection
 
-from vidrec.pipeline.base import Candidate, FilterResult
+import numpy as np
 
 
-def partition(cands: list[Candidate], drop: Callable[[Candidate], bool]) -> FilterResult:
-    kept: list[Candidate] = []
-    removed: list[Candidate] = []
-    for c in cands:
-        (removed if drop(c) else kept).append(c)
-    return FilterResult(kept, removed)
+def member(values: np.ndarray, of: Collection[int]) -> np.ndarray:
+    """bool mask: ``values[i] in of`` (an empty set matches nothing, without a sort)."""
+    if not of:
+        return np.zeros(values.shape, dtype=bool)
+    return np.isin(values, np.fromiter(of, np.int64, len(of)))

@@ -4,8 +4,9 @@ CLOSED: showing them again is a product failure, so a fault here serves the fall
 
 from __future__ import annotations
 
-from vidrec.pipeline.base import Candidate, FilterResult, Policy, RequestContext
-from vidrec.pipeline.filters.partition import partition
+from vidrec.pipeline.base import FilterResult, Policy, RequestContext
+from vidrec.pipeline.candidates import Candidates
+from vidrec.pipeline.filters.membership import member
 
 
 class NotInterested:
@@ -13,9 +14,10 @@ class NotInterested:
     policy = Policy.CLOSED
     deadline_ms = 5
 
-    async def __call__(self, ctx: RequestContext, cands: list[Candidate]) -> FilterResult:
+    async def __call__(self, ctx: RequestContext, cands: Candidates) -> FilterResult:
         user = ctx.user
         if user is None:
-            return FilterResult(list(cands), [])
-        videos, creators = user.not_interested_videos, user.not_interested_creators
-        return partition(cands, lambda c: c.video_id in videos or c.creator_id in creators)
+            return FilterResult.keep_all(cands)
+        drop = member(cands.video_id, user.not_interested_videos)
+        drop |= member(cands.creator_id, user.not_interested_creators)
+        return FilterResult.partition(cands, drop)

@@ -4,8 +4,9 @@ OPEN: a stale seen set costs a repeat, not a safety problem."""
 
 from __future__ import annotations
 
-from vidrec.pipeline.base import Candidate, FilterResult, Policy, RequestContext
-from vidrec.pipeline.filters.partition import partition
+from vidrec.pipeline.base import FilterResult, Policy, RequestContext
+from vidrec.pipeline.candidates import Candidates
+from vidrec.pipeline.filters.membership import member
 
 
 class Seen:
@@ -13,9 +14,9 @@ class Seen:
     policy = Policy.OPEN
     deadline_ms = 5
 
-    async def __call__(self, ctx: RequestContext, cands: list[Candidate]) -> FilterResult:
+    async def __call__(self, ctx: RequestContext, cands: Candidates) -> FilterResult:
         user = ctx.user
         if user is None or not (user.seen or user.recent_watches):
-            return FilterResult(list(cands), [])
-        seen = user.seen | frozenset(user.recent_watches)
-        return partition(cands, lambda c: c.video_id in seen)
+            return FilterResult.keep_all(cands)
+        drop = member(cands.video_id, user.seen | frozenset(user.recent_watches))
+        return FilterResult.partition(cands, drop)

@@ -4,8 +4,11 @@ OPEN: without features the ranker cannot score, and the runner serves retrieval 
 
 from __future__ import annotations
 
+import numpy as np
+
 from vidrec.features.spec import VIDEO_SPEC
-from vidrec.pipeline.base import Candidate, DependencyError, Policy, RequestContext
+from vidrec.pipeline.base import DependencyError, Policy, RequestContext
+from vidrec.pipeline.candidates import Candidates
 from vidrec.pipeline.clients import FeatureClient
 
 
@@ -17,14 +20,12 @@ class VideoFeatures:
     def __init__(self, features: FeatureClient) -> None:
         self.features = features
 
-    async def __call__(self, ctx: RequestContext, cands: list[Candidate]) -> list[Candidate]:
-        if not cands:
-            return []
-        matrix, present = await self.features.video_vectors([c.video_id for c in cands])
+    async def __call__(self, ctx: RequestContext, cands: Candidates) -> Candidates:
+        if not len(cands):
+            return cands
+        matrix, present = await self.features.video_vectors(cands.video_id)
         if matrix.shape != (len(cands), VIDEO_SPEC.dim) or present.shape != (len(cands),):
             raise DependencyError(
                 "error", f"video_vectors: got {matrix.shape}/{present.shape} for {len(cands)} ids"
             )
-        for c, row, ok in zip(cands, matrix, present.tolist(), strict=True):
-            c.features = row if ok else None
-        return list(cands)
+        return cands.with_(features=matrix, has_features=np.asarray(present, dtype=bool))

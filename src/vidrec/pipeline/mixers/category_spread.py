@@ -9,7 +9,10 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from vidrec.pipeline.base import Candidate, Policy, RequestContext
+import numpy as np
+
+from vidrec.pipeline.base import Policy, RequestContext
+from vidrec.pipeline.candidates import Candidates
 
 
 class CategorySpread:
@@ -22,21 +25,23 @@ class CategorySpread:
             raise ValueError(f"max_share: must be in (0, 1], got {max_share}")
         self.max_share = max_share
 
-    async def __call__(self, ctx: RequestContext, cands: list[Candidate]) -> list[Candidate]:
+    async def __call__(self, ctx: RequestContext, cands: Candidates) -> Candidates:
         page = min(ctx.count, len(cands))
         cap = max(1, math.floor(self.max_share * page))
         taken: Counter[int] = Counter()
-        head: list[Candidate] = []
-        deferred: list[Candidate] = []
+        head: list[int] = []
+        deferred: list[int] = []  # after the page, in order: the first of them fill a short page
         rest_at = len(cands)
-        for i, c in enumerate(cands):
+        for i, category in enumerate(cands.category.tolist()):
             if len(head) == page:
                 rest_at = i
                 break
-            if c.category >= 0 and taken[c.category] >= cap:
-                deferred.append(c)
+            if category >= 0 and taken[category] >= cap:
+                deferred.append(i)
                 continue
-            taken[c.category] += 1
-            head.append(c)
-        missing = page - len(head)
-        return head + deferred[:missing] + deferred[missing:] + cands[rest_at:]
+            taken[category] += 1
+            head.append(i)
+        if not deferred:
+            return cands
+        rest = np.arange(rest_at, len(cands))
+        return cands.take(np.concatenate([np.asarray(head + deferred, np.int64), rest]))

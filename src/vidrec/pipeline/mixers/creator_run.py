@@ -7,27 +7,32 @@ reorder, so the rule holds on the final list (a prefix of a valid list is valid)
 
 from __future__ import annotations
 
-from vidrec.pipeline.base import Candidate, Policy, RequestContext
+from collections.abc import Sequence
+
+import numpy as np
+
+from vidrec.pipeline.base import Policy, RequestContext
+from vidrec.pipeline.candidates import Candidates
 
 
-def limit_runs(cands: list[Candidate], max_run: int, page: int) -> list[Candidate]:
-    """The first ``page`` items reordered to respect ``max_run``, then the rest unchanged.
-    Unknown creators (-1) never form a run."""
-    remaining = list(cands)
-    out: list[Candidate] = []
+def limit_runs(creators: Sequence[int], max_run: int, page: int) -> list[int]:
+    """Positions of the first ``page`` items reordered to respect ``max_run``, then the rest
+    unchanged (``creators[i]`` is item i's creator). Unknown creators (-1) never form a run."""
+    remaining = list(range(len(creators)))
+    out: list[int] = []
     run_creator, run = -1, 0
     while remaining and len(out) < page:
         pick = next(
-            (i for i, c in enumerate(remaining)
-             if c.creator_id != run_creator or c.creator_id < 0 or run < max_run),
+            (j for j, i in enumerate(remaining)
+             if creators[i] != run_creator or creators[i] < 0 or run < max_run),
             None,
         )  # fmt: skip
         if pick is None:
             return out  # impossible: only the run's creator is left
-        c = remaining.pop(pick)
-        run = run + 1 if c.creator_id == run_creator else 1
-        run_creator = c.creator_id
-        out.append(c)
+        i = remaining.pop(pick)
+        run = run + 1 if creators[i] == run_creator else 1
+        run_creator = creators[i]
+        out.append(i)
     return out + remaining
 
 
@@ -41,5 +46,6 @@ class CreatorRun:
             raise ValueError(f"max_creator_run: must be >= 1, got {max_run}")
         self.max_run = max_run
 
-    async def __call__(self, ctx: RequestContext, cands: list[Candidate]) -> list[Candidate]:
-        return limit_runs(cands, self.max_run, ctx.count)
+    async def __call__(self, ctx: RequestContext, cands: Candidates) -> Candidates:
+        order = limit_runs(cands.creator_id.tolist(), self.max_run, ctx.count)
+        return cands.take(np.asarray(order, np.int64))

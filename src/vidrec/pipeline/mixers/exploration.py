@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from vidrec.pipeline.base import Candidate, Policy, RequestContext
+from vidrec.pipeline.base import Policy, RequestContext
+from vidrec.pipeline.candidates import Candidates
 from vidrec.pipeline.mixers.freshness import age_hours
 
 
@@ -28,15 +29,15 @@ class ExplorationSlots:
             raise ValueError(f"exploration_share: must be in [0, 1], got {share}")
         self.share, self.max_age_h, self.fresh_source = share, fresh_max_age_h, fresh_source
 
-    async def __call__(self, ctx: RequestContext, cands: list[Candidate]) -> list[Candidate]:
+    async def __call__(self, ctx: RequestContext, cands: Candidates) -> Candidates:
         page = min(ctx.count, len(cands))
         slots = slot_positions(page, round(self.share * page))
         if not slots:
-            return list(cands)
+            return cands
         young = age_hours(cands, ctx.now_ms) < self.max_age_h
-        fresh = [i for i, c in enumerate(cands) if young[i] or c.source == self.fresh_source]
+        fresh = np.flatnonzero(young | cands.label_mask(self.fresh_source)).tolist()
         used = np.zeros(len(cands), dtype=bool)
-        out: list[Candidate] = []
+        out: list[int] = []
         nxt, nxt_fresh = 0, 0
         for pos in range(page):
             while nxt_fresh < len(fresh) and used[fresh[nxt_fresh]]:
@@ -48,5 +49,5 @@ class ExplorationSlots:
                     nxt += 1
                 i = nxt
             used[i] = True
-            out.append(cands[i])
-        return out + [c for c, u in zip(cands, used.tolist(), strict=True) if not u]
+            out.append(i)
+        return cands.take(np.concatenate([np.asarray(out, np.int64), np.flatnonzero(~used)]))

@@ -5,18 +5,17 @@ so the boost moves an item up in either regime. Unknown upload time (0): no boos
 
 from __future__ import annotations
 
-from operator import attrgetter
-
 import numpy as np
 
-from vidrec.pipeline.base import Candidate, Policy, RequestContext
+from vidrec.pipeline.base import Policy, RequestContext
+from vidrec.pipeline.candidates import Candidates
 
 HOUR_MS = 3_600_000
 
 
-def age_hours(cands: list[Candidate], now_ms: int) -> np.ndarray:
+def age_hours(cands: Candidates, now_ms: int) -> np.ndarray:
     """Age per candidate in hours; +inf where the upload time is unknown."""
-    upload = np.fromiter((c.upload_ts for c in cands), np.float64, len(cands))
+    upload = cands.upload_ts.astype(np.float64)
     age = np.maximum(now_ms - upload, 0.0) / HOUR_MS
     return np.where(upload > 0, age, np.inf)
 
@@ -33,12 +32,10 @@ class FreshnessBoost:
             )
         self.boost, self.half_life_h = boost, half_life_h
 
-    async def __call__(self, ctx: RequestContext, cands: list[Candidate]) -> list[Candidate]:
-        if not cands:
-            return []
+    async def __call__(self, ctx: RequestContext, cands: Candidates) -> Candidates:
+        if not len(cands):
+            return cands
         factor = 1.0 + self.boost * np.exp2(-age_hours(cands, ctx.now_ms) / self.half_life_h)
-        scores = np.fromiter((c.score for c in cands), np.float64, len(cands))
-        boosted = np.where(scores >= 0, scores * factor, scores / factor).tolist()
-        for c, s in zip(cands, boosted, strict=True):
-            c.score = s
-        return sorted(cands, key=attrgetter("score"), reverse=True)
+        scores = cands.score
+        boosted = np.where(scores >= 0, scores * factor, scores / factor)
+        return cands.with_(score=boosted).sorted_by_score()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from vidrec.pipeline.base import Candidate, Policy, RequestContext
+from vidrec.pipeline.base import Policy, RequestContext
+from vidrec.pipeline.candidates import Candidates
 
 
 class Take:
@@ -10,5 +11,5 @@ class Take:
     policy = Policy.OPEN
     deadline_ms = 5
 
-    async def __call__(self, ctx: RequestContext, cands: list[Candidate]) -> list[Candidate]:
-        return cands[: ctx.count]
+    async def __call__(self, ctx: RequestContext, cands: Candidates) -> Candidates:
+        return cands.head(ctx.count)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from vidrec.pipeline.base import Candidate, Policy, RequestContext
+from vidrec.pipeline.base import Policy, RequestContext
+from vidrec.pipeline.candidates import Candidates
 
 
 def retrieval_order_scores(retrieval_scores: np.ndarray, sources: np.ndarray) -> np.ndarray:
@@ -31,14 +32,9 @@ def retrieval_order_scores(retrieval_scores: np.ndarray, sources: np.ndarray) ->
     return -(rank + 1.0) / (n + 1.0)
 
 
-def apply_retrieval_order(cands: list[Candidate]) -> list[Candidate]:
-    first_seen: dict[str, int] = {}
-    sources = np.fromiter((first_seen.setdefault(c.source, len(first_seen)) for c in cands), int)
-    retrieval = np.fromiter((c.retrieval_score for c in cands), float)
-    scores = retrieval_order_scores(retrieval, sources)
-    for c, s in zip(cands, scores.tolist(), strict=True):
-        c.score = s
-    return list(cands)
+def apply_retrieval_order(cands: Candidates) -> Candidates:
+    scores = retrieval_order_scores(cands.retrieval_score, cands.source_codes())
+    return cands.with_(score=scores)
 
 
 class RetrievalOrder:
@@ -48,5 +44,5 @@ class RetrievalOrder:
     policy = Policy.OPEN
     deadline_ms = 5
 
-    async def __call__(self, ctx: RequestContext, cands: list[Candidate]) -> list[Candidate]:
+    async def __call__(self, ctx: RequestContext, cands: Candidates) -> Candidates:
         return apply_retrieval_order(cands)

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from vidrec.features import assemble, context_vectors
-from vidrec.pipeline.base import Candidate, DependencyError, Policy, RequestContext
+from vidrec.pipeline.base import DependencyError, Policy, RequestContext
+from vidrec.pipeline.candidates import Candidates
 from vidrec.pipeline.clients import RankerClient
 from vidrec.pipeline.scorers.retrieval_order import apply_retrieval_order
 from vidrec.schema import RANKER_HEADS
@@ -39,25 +40,29 @@ class TritonRanker:
             raise ValueError(f"top_n: must be >= 1, got {top_n}")
         self.ranker, self.weights, self.top_n = ranker, check_head_weights(head_weights), top_n
 
-    async def __call__(self, ctx: RequestContext, cands: list[Candidate]) -> list[Candidate]:
+    async def __call__(self, ctx: RequestContext, cands: Candidates) -> Candidates:
         cands = apply_retrieval_order(cands)  # the default for everything not ranked below
         user = ctx.user
-        if user is None or not user.known or user.vector is None:
+        if user is None or not user.known or user.vector is None or cands.features is None:
             return cands
-        with_features = [c for c in cands if c.features is not None]
+        with_features = np.flatnonzero(cands.has_features)
         # apply_retrieval_order gave scores decreasing with retrieval rank: best first.
-        picked = sorted(with_features, key=lambda c: c.score, reverse=True)[: self.top_n]
-        if not picked:
+        order = np.argsort(-cands.score[with_features], kind="stable")
+        picked = with_features[order][: self.top_n]
+        if not picked.size:
             return cands
-        n = len(picked)
-        video = np.stack([c.features for c in picked])  # type: ignore[misc]
+        n = picked.size
+        video = cands.features[picked]
         users = np.broadcast_to(user.vector.astype(np.float32), (n, user.vector.shape[-1]))
         context = context_vectors(ctx.now_ms, [user.device], user.session_depth)
         x = assemble(users, video, np.broadcast_to(context, (n, context.shape[1])), ctx.now_ms)
         heads = np.asarray(await self.ranker.score(x, ctx.variant), dtype=np.float32)
         if heads.shape != (n, len(RANKER_HEADS)) or not np.all(np.isfinite(heads)):
             raise DependencyError("error", f"ranker returned {heads.shape} for {n} rows")
-        scores = (heads @ self.weights).tolist()
-        for c, h, s in zip(picked, heads, scores, strict=True):
-            c.head_scores, c.score = h, s
-        return cands
+        head_scores = np.zeros((len(cands), heads.shape[1]), np.float32)
+        head_scores[picked] = heads
+        ranked = np.zeros(len(cands), bool)
+        ranked[picked] = True
+        score = cands.score.copy()
+        score[picked] = heads @ self.weights
+        return cands.with_(head_scores=head_scores, ranked=ranked, score=score)

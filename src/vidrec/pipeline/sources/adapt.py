@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from vidrec.pipeline.base import Candidate, RequestContext
-from vidrec.pipeline.clients import RetrievedVideo
+from vidrec.pipeline.base import RequestContext
+from vidrec.pipeline.candidates import Candidates, Retrieved
 
 HISTORY_SEEDS = 5
 """How many of the most recent watches seed item-item and same-creator retrieval."""
 
 
-def to_candidates(
-    found: Sequence[RetrievedVideo], source: str, region: str = ""
-) -> list[Candidate]:
-    return [
-        Candidate(
-            video_id=v.video_id,
-            source=source,
-            retrieval_score=v.score,
-            creator_id=v.creator_id,
-            category=v.category,
-            upload_ts=v.upload_ts,
-            anchor_video_id=v.anchor_video_id,
-            region=region,
-        )
-        for v in found
-    ]
+def to_candidates(found: Retrieved, source: str, region: str = "") -> Candidates:
+    return Candidates.from_retrieved(found, source, region)
 
 
 def recent_watches(ctx: RequestContext, n: int = HISTORY_SEEDS) -> tuple[int, ...]:

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 
-from vidrec.pipeline.base import Candidate, Policy, RequestContext
+import numpy as np
+
+from vidrec.pipeline.base import Policy, RequestContext
+from vidrec.pipeline.candidates import Candidates, Retrieved
 from vidrec.pipeline.clients import RetrievalClient
 from vidrec.pipeline.sources.adapt import to_candidates
 
@@ -21,11 +24,14 @@ class Interests:
     def __init__(self, retrieval: RetrievalClient, k: int) -> None:
         self.retrieval, self.k = retrieval, k
 
-    async def __call__(self, ctx: RequestContext) -> list[Candidate]:
+    async def __call__(self, ctx: RequestContext) -> Candidates:
         if not ctx.interests:
-            return []
+            return Candidates.empty()
         per = max(1, self.k // len(ctx.interests))
         found = await asyncio.gather(*(self.retrieval.by_category(c, per) for c in ctx.interests))
-        # Interleave so every picked category reaches the first page.
-        merged = [v for rank in zip(*found, strict=False) for v in rank]
-        return to_candidates(merged, self.name)
+        # Interleave so every picked category reaches the first page (each category's 1st,
+        # then each one's 2nd, ...), as deep as the shortest list goes.
+        depth = min(len(f) for f in found)
+        stacked = Retrieved.concat([f.take(slice(0, depth)) for f in found])
+        order = (np.arange(len(found))[None, :] * depth + np.arange(depth)[:, None]).ravel()
+        return to_candidates(stacked.take(order), self.name)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from vidrec.pipeline.base import Candidate, Policy, RequestContext
+from vidrec.pipeline.base import Policy, RequestContext
+from vidrec.pipeline.candidates import Candidates
 from vidrec.pipeline.clients import RetrievalClient
 from vidrec.pipeline.sources.adapt import recent_watches, to_candidates
 
@@ -15,8 +16,8 @@ class ItemItem:
     def __init__(self, retrieval: RetrievalClient, k: int) -> None:
         self.retrieval, self.k = retrieval, k
 
-    async def __call__(self, ctx: RequestContext) -> list[Candidate]:
+    async def __call__(self, ctx: RequestContext) -> Candidates:
         seeds = recent_watches(ctx)
         if not seeds:
-            return []
+            return Candidates.empty()
         return to_candidates(await self.retrieval.related(seeds, self.k), self.name)

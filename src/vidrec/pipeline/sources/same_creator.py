@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from vidrec.pipeline.base import Candidate, Policy, RequestContext
+from vidrec.pipeline.base import Policy, RequestContext
+from vidrec.pipeline.candidates import Candidates
 from vidrec.pipeline.clients import RetrievalClient
 from vidrec.pipeline.sources.adapt import recent_watches, to_candidates
 
@@ -21,11 +22,11 @@ class SameCreator:
     ) -> None:
         self.retrieval, self.k, self.seeds = retrieval, k, seeds
 
-    async def __call__(self, ctx: RequestContext) -> list[Candidate]:
+    async def __call__(self, ctx: RequestContext) -> Candidates:
         if self.seeds == "anchor":
             ids: tuple[int, ...] = () if ctx.anchor_video_id is None else (ctx.anchor_video_id,)
         else:
             ids = recent_watches(ctx)
         if not ids:
-            return []
+            return Candidates.empty()
         return to_candidates(await self.retrieval.same_creator(ids, self.k), self.name)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from vidrec.pipeline.base import Candidate, Policy, RequestContext
+from vidrec.pipeline.base import Policy, RequestContext
+from vidrec.pipeline.candidates import Candidates
 from vidrec.pipeline.clients import RetrievalClient
 from vidrec.pipeline.sources.adapt import to_candidates
 
@@ -20,6 +21,6 @@ class Trending:
     def __init__(self, retrieval: RetrievalClient, k: int, default_region: str) -> None:
         self.retrieval, self.k, self.default_region = retrieval, k, default_region
 
-    async def __call__(self, ctx: RequestContext) -> list[Candidate]:
+    async def __call__(self, ctx: RequestContext) -> Candidates:
         region = region_of(ctx, self.default_region)
         return to_candidates(await self.retrieval.trending(region, self.k), self.name, region)

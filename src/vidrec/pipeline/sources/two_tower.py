@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from vidrec.pipeline.base import Candidate, Policy, RequestContext
+from vidrec.pipeline.base import Policy, RequestContext
+from vidrec.pipeline.candidates import Candidates
 from vidrec.pipeline.clients import RetrievalClient
 from vidrec.pipeline.sources.adapt import to_candidates
 
@@ -15,9 +16,10 @@ class TwoTower:
     def __init__(self, retrieval: RetrievalClient, k: int) -> None:
         self.retrieval, self.k = retrieval, k
 
-    async def __call__(self, ctx: RequestContext) -> list[Candidate]:
+    async def __call__(self, ctx: RequestContext) -> Candidates:
         user = ctx.user
         if user is None or not user.known or user.vector is None:
-            return []  # no embedding to search with: cold start is the surface's business
+            # No embedding to search with: cold start is the surface's business.
+            return Candidates.empty()
         found = await self.retrieval.two_tower(user.vector, user.recent_watches, self.k)
         return to_candidates(found, self.name)
