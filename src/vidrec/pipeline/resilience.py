@@ -18,6 +18,15 @@ from vidrec.pipeline.base import DependencyError
 T = TypeVar("T")
 
 
+
+async def within(aw: Awaitable[T], timeout_s: float) -> T:
+    """``await aw`` under a deadline (TimeoutError when it passes). ``asyncio.timeout`` runs
+    ``aw`` in the caller's task; ``wait_for`` wrapped each of the ~20 stage and client calls
+    of a request in a task of its own."""
+    async with asyncio.timeout(timeout_s):
+        return await aw
+
+
 class BreakerState(Enum):
     CLOSED = "closed"
     OPEN = "open"
@@ -72,7 +81,7 @@ class CircuitBreaker:
         trial = state is BreakerState.HALF_OPEN
         self._trial_in_flight = trial
         try:
-            result = await asyncio.wait_for(fn(), timeout_s)
+            result = await within(fn(), timeout_s)
         except Exception as exc:
             dep = as_dependency_error(exc)
             if dep is None:

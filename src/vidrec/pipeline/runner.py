@@ -1,7 +1,7 @@
 """Runs a :class:`Surface`: deadlines, failure policies, observations, fallback, effects.
 
 A surface is declarative (which stages, in which order); everything a stage should not care
-about lives here. Each stage runs under ``asyncio.wait_for`` with its deadline: the
+about lives here. Each stage runs under its deadline (:func:`~.resilience.within`): the
 ``ServingConfig.deadline_*`` budget of its kind (operators tune deadlines in config), or the
 stage's class default for kinds without a budget (effects, fallback). A dependency fault
 (:class:`DependencyError` or a timeout) in an OPEN stage skips it (input passes through, a
@@ -37,7 +37,7 @@ from vidrec.pipeline.base import (
 )
 from vidrec.pipeline.candidates import Candidates, dedupe_by_video
 from vidrec.pipeline.observer import PipelineObserver
-from vidrec.pipeline.resilience import as_dependency_error
+from vidrec.pipeline.resilience import as_dependency_error, within
 from vidrec.pipeline.scorers.retrieval_order import RetrievalOrder
 
 T = TypeVar("T")
@@ -108,7 +108,7 @@ class PipelineRunner:
         if ctx.count < 1:
             raise ValueError(f"count: must be >= 1, got {ctx.count}")
         try:
-            frame = await asyncio.wait_for(
+            frame = await within(
                 self._pipeline(surface, ctx, surface.name), self._cfg.deadline_total_ms / 1000
             )
         except _ServeFallback:
@@ -212,7 +212,7 @@ class PipelineRunner:
         sid = stage_id(kind, stage)
         start = perf_counter()
         try:
-            result = await asyncio.wait_for(call(*args), self._deadline_s(kind, stage))
+            result = await within(call(*args), self._deadline_s(kind, stage))
         except Exception as exc:
             dep = as_dependency_error(exc)
             self._obs.stage(label, sid, ctx.variant, perf_counter() - start,
@@ -247,7 +247,7 @@ class PipelineRunner:
         cands = Candidates.empty() if isinstance(found, _Skipped) else found
         for flt in surface.filters:
             try:
-                cands = (await asyncio.wait_for(flt(ctx, cands), flt.deadline_ms / 1000)).kept
+                cands = (await within(flt(ctx, cands), flt.deadline_ms / 1000)).kept
             except Exception as exc:
                 if as_dependency_error(exc) is None:
                     raise  # already reported as degraded above if it is a dependency fault
@@ -269,7 +269,7 @@ class PipelineRunner:
             start = perf_counter()
             outcome = "ok"
             try:
-                await asyncio.wait_for(effect(ctx, served), effect.deadline_ms / 1000)
+                await within(effect(ctx, served), effect.deadline_ms / 1000)
             except Exception as exc:  # never raised: the response is already gone
                 dep = as_dependency_error(exc)
                 outcome = "bug" if dep is None else dep.reason
