@@ -89,9 +89,9 @@ def test_related_excludes_anchors_and_interleaves(retrieval: LocalRetrieval) -> 
     got = run(retrieval.related(anchors, 30))
     ids = [v.video_id for v in got]
     assert len(ids) == 30 == len(set(ids)) and not set(ids) & set(anchors)
-    assert {v.anchor_video_id for v in got[:2]} == set(anchors)
+    assert {v.anchor_video_id for v in list(got)[:2]} == set(anchors)
     _check_metadata(retrieval.state, got)
-    assert run(retrieval.related([-5], 10)) == []  # unknown anchor: nothing, no crash
+    assert len(run(retrieval.related([-5], 10))) == 0  # unknown anchor: nothing, no crash
 
 
 def test_trending_differs_by_region(retrieval: LocalRetrieval) -> None:
@@ -102,7 +102,7 @@ def test_trending_differs_by_region(retrieval: LocalRetrieval) -> None:
     assert len({tuple(ids) for ids in lists.values()}) == len(regions)
     scores = [v.score for v in run(retrieval.trending(regions[0], 20))]
     assert scores == sorted(scores, reverse=True)
-    assert run(retrieval.trending("atlantis", 5)) == []
+    assert len(run(retrieval.trending("atlantis", 5))) == 0
 
 
 def test_fresh_is_newest_first_within_max_age(retrieval: LocalRetrieval) -> None:
@@ -114,7 +114,7 @@ def test_fresh_is_newest_first_within_max_age(retrieval: LocalRetrieval) -> None
     _check_metadata(retrieval.state, got)
     # Long after the log, nothing is fresh: the newest overall, still newest first.
     late = run(retrieval.fresh(10, now + 365 * 24 * HOUR_MS))
-    assert [v.video_id for v in late] == [v.video_id for v in got[:10]]
+    assert [v.video_id for v in late] == [v.video_id for v in list(got)[:10]]
 
 
 def test_same_creator_by_popularity(retrieval: LocalRetrieval) -> None:
