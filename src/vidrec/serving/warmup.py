@@ -35,9 +35,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-USER_PROBES = 32  # user ids tried, from 0, for one with features (the home feed's full path)
+USER_PROBES = 64  # user ids tried, from 0, for ones with features (the home feed's full path)
+WARM_USERS = 8
+ROUNDS = 2  # passes over the known users once every surface answered clean
 RETRY_S = 0.5  # between attempts of a degraded request
-CONCURRENT = 4  # home feeds at once in the last round: connection pools and worker threads
+CONCURRENT = 4  # home feeds at once in the last rounds: connection pools and worker threads
 COUNT = 20
 Served = tuple[RequestContext, list[Candidate]]
 
@@ -49,7 +51,7 @@ class WarmupReport:
     warm: bool = False
     requests: int = 0
     seconds: float = 0.0
-    user_id: int | None = None
+    users: tuple[int, ...] = ()  # known users whose feeds warmed the process
     variants: tuple[str, ...] = ()
     reasons: dict[str, int] = field(default_factory=dict)  # degradations seen, by reason
 
@@ -98,38 +100,45 @@ class Warmer:
                      ", ".join(ctx.degraded))  # fmt: skip
             await asyncio.sleep(RETRY_S)
 
-    async def known_user(self, variant: str) -> tuple[int | None, list[Candidate]]:
-        """The first user id with features (its home feed runs every stage), and its feed."""
+    async def known_users(self, variant: str) -> list[int]:
+        """Up to :data:`WARM_USERS` ids with features, from 0: their feeds run every stage,
+        and their contexts live on different Redis nodes."""
+        found: list[int] = []
         for user_id in range(USER_PROBES):
-            ctx, served = await self.once("home", variant, user_id=user_id)
+            ctx, _ = await self.until_clean("home", variant, user_id=user_id)
             if ctx.user is not None and ctx.user.known:
-                return user_id, served
-            if self._expired():
+                found.append(user_id)
+            if len(found) == WARM_USERS or self._expired():
                 break
-        return None, []
+        return found
 
     async def run(self) -> WarmupReport:
         start = time.monotonic()
         table = await self.service.routing()
         variants = tuple(v.name for v in table.variants)
         self.report.variants = variants
-        user_id, feed = await self.known_user(variants[0])
-        self.report.user_id = user_id
-        clean = []
+        users = await self.known_users(variants[0])
+        self.report.users = tuple(users)
+        lead = users[0] if users else None
+        clean: list[bool] = []
+        feed: list[Candidate] = []
         for variant in variants:  # one inference per served model version
-            ctx, feed = await self.until_clean("home", variant, user_id=user_id)
+            ctx, feed = await self.until_clean("home", variant, user_id=lead)
             clean.append(not ctx.degraded)
         if feed and "related" in self.surfaces:
-            ctx, _ = await self.until_clean("related", variants[0], user_id=user_id,
-                                         anchor_video_id=feed[0].video_id)  # fmt: skip
+            ctx, _ = await self.until_clean("related", variants[0], user_id=lead,
+                                            anchor_video_id=feed[0].video_id)  # fmt: skip
             clean.append(not ctx.degraded)
         if "trending" in self.surfaces:
             ctx, _ = await self.until_clean("trending", variants[0], region=self.cfg.default_region)
             clean.append(not ctx.degraded)
-        await asyncio.gather(
-            *(self.once("home", variants[0], user_id=user_id) for _ in range(CONCURRENT))
-        )
-        self.report.warm = user_id is not None and all(clean)
+        # One clean answer is not a warm process yet (the second ranker call still took twice
+        # the steady time): every user again, a few at once (connection pools, worker threads).
+        for _ in range(ROUNDS):
+            for i in range(0, len(users), CONCURRENT):
+                batch = users[i : i + CONCURRENT]
+                await asyncio.gather(*(self.once("home", variants[0], user_id=u) for u in batch))
+        self.report.warm = bool(users) and all(clean)
         self.report.seconds = time.monotonic() - start
         return self.report
 
@@ -146,8 +155,8 @@ async def warm_up(api: Api, cfg: ServingConfig, budget_s: float | None = None) -
         log.exception("warm-up failed after %d requests; serving cold", warmer.report.requests)
         return warmer.report
     if report.warm:
-        log.info("warm-up: %d requests in %.1f s (user %s, variants %s)", report.requests,
-                 report.seconds, report.user_id, ", ".join(report.variants))  # fmt: skip
+        log.info("warm-up: %d requests in %.1f s (users %s, variants %s)", report.requests,
+                 report.seconds, report.users, ", ".join(report.variants))  # fmt: skip
     else:
         log.warning("warm-up: still degraded after %.1f s (%s); serving anyway",
                     report.seconds, report.reasons)  # fmt: skip
