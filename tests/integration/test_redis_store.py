@@ -108,6 +108,12 @@ def test_cluster_read_survives_a_stale_slot_map(cluster: RedisClusterInfo) -> No
     wrong = next(n for nodes in cache.values() for n in nodes if n.name != owner.name)
     cache[slot] = [wrong]  # the fast path now asks a node that does not own the slot
     assert store.get_many(VIDEO_ENTITY, ids) == expected
+    # A single-slot read (the user context: one hash tag) goes straight to the owner too.
+    tagged = [k for k in (key_for(VIDEO_ENTITY, i, N_BUCKETS) for i in ids)
+              if store.client.keyslot(k) == slot]  # fmt: skip
+    cache[slot] = [wrong]
+    assert store.get_keys(tagged) == [expected[ids.index(int(k.rsplit(":", 1)[1]))]
+                                      for k in tagged]  # fmt: skip
     store.close()
 
 

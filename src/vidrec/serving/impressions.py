@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import redis
 from redis.cluster import RedisCluster
 
+from vidrec.features.stores import on_owner
 from vidrec.pipeline.base import Candidate
 from vidrec.pipeline.resilience import CircuitBreaker
 from vidrec.security.pseudonym import Pseudonymizer
@@ -77,15 +78,15 @@ class RedisStreamImpressionSink:
         logged_id = None if user_id is None else self.pseudonyms.user(user_id)
         fields = impression_fields(request_id, variant, logged_id, served, now_ms)
 
+        variant_key = request_variant_key(request_id)
+
         def write() -> None:
-            self.client.xadd(
-                self.stream,
-                fields,  # type: ignore[arg-type]
-                maxlen=self.maxlen,
-                approximate=True,
-            )
+            on_owner(self.client, self.stream, lambda node: node.xadd(
+                self.stream, fields, maxlen=self.maxlen, approximate=True,  # type: ignore[arg-type]
+            ))  # fmt: skip
             # Which variant served this request: the event processor attributes the clicks
             # and watches that come back with this request_id to it (rollout quality gates).
-            self.client.set(request_variant_key(request_id), variant, ex=VARIANT_TTL_S)
+            on_owner(self.client, variant_key,
+                     lambda node: node.set(variant_key, variant, ex=VARIANT_TTL_S))  # fmt: skip
 
         await self._calls.run(write, self.timeout_s)
