@@ -10,7 +10,7 @@ path nothing. Labels carry only bounded values: never user or video ids.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -127,6 +127,17 @@ class PrometheusObserver:
         self.forgotten = Counter(
             "vidrec_users_forgotten", "Right-to-be-forgotten erasures performed.", registry=r
         )
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def _child(self, metric: Counter | Histogram, *values: str) -> Any:
+        """``metric.labels(*values)``, memoised: ~25 labelled updates per request, and the
+        client's own lookup (validation, a lock, a dict) cost more than the update itself.
+        Label values are bounded (never ids), so the memo is as small as the registry."""
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
 
     def rejected(self, transport: str, reason: str) -> None:
         self.rejections.labels(transport, reason).inc()
@@ -136,25 +147,25 @@ class PrometheusObserver:
 
     # --- request level (transports) -------------------------------------------------------
     def request(self, endpoint: str, variant: str, code: int, seconds: float) -> None:
-        self.requests.labels(endpoint, variant or "none", str(code)).inc()
+        self._child(self.requests, endpoint, variant or "none", str(code)).inc()
         if variant:  # only answered requests have a variant; 4xx are counted above
-            self.request_seconds.labels(endpoint, variant).observe(seconds)
+            self._child(self.request_seconds, endpoint, variant).observe(seconds)
 
     # --- PipelineObserver -----------------------------------------------------------------
     def stage(
         self, surface: str, stage_id: str, variant: str, seconds: float, outcome: str
     ) -> None:
-        self.stage_seconds.labels(surface, stage_id, variant).observe(seconds)
+        self._child(self.stage_seconds, surface, stage_id, variant).observe(seconds)
 
     def candidates(self, surface: str, stage_id: str, direction: Direction, n: int) -> None:
-        self.stage_candidates.labels(surface, stage_id, direction).inc(n)
+        self._child(self.stage_candidates, surface, stage_id, direction).inc(n)
 
     def degraded(self, surface: str, stage_id: str, reason: str) -> None:
         self.degradations.labels(surface, stage_id, reason).inc()
 
     def scores(self, surface: str, variant: str, head_scores: np.ndarray) -> None:
         for j, head in enumerate(RANKER_HEADS):
-            observe_many(self.score.labels(head, variant), head_scores[:, j])
+            observe_many(self._child(self.score, head, variant), head_scores[:, j])
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
