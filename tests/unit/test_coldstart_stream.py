@@ -17,7 +17,7 @@ from tests.unit.test_coldstart_index import NEW_ID, embedder, lookalike, run  # 
 from vidrec.features import VIDEO_ENTITY, VIDEO_SPEC, RedisStore, unpack
 from vidrec.schema import EngagementEvent, EventType
 from vidrec.serving.api.events import RedisStreamEventWriter, videos_stream
-from vidrec.serving.coldstart import ColdStart, ItemEmbedder
+from vidrec.serving.coldstart import ColdStart, ItemEmbedder, blocking_read_ms
 from vidrec.serving.retrieval import LocalRetrieval
 from vidrec.serving.state import ServingState
 
@@ -103,3 +103,12 @@ def test_background_thread_survives_a_redis_outage(parts: Parts) -> None:
         assert NEW_ID in retrieval.catalogue.video_id
     finally:
         live.stop()
+
+
+def test_a_blocking_read_ends_before_the_clients_socket_timeout() -> None:
+    """The serving client times out after 0.5 s: an XREAD blocking 1 s would fail every poll
+    (and a cluster client rebuilds its slot map after each failure)."""
+    hot_path = redis.Redis(port=1, socket_timeout=0.5)  # never connects: only its settings
+    assert 0 < blocking_read_ms(hot_path, 1000) < 500
+    assert blocking_read_ms(hot_path, 100) == 100
+    assert blocking_read_ms(redis.Redis(port=1), 1000) == 1000  # no timeout: as asked
