@@ -4,16 +4,30 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
+from vidrec.config import ServingConfig
 from vidrec.features.ranker_input import ranker_input_dim
 from vidrec.features.spec import VIDEO_SPEC, user_spec
 from vidrec.pipeline.base import Candidate, DependencyError, UserContext
 from vidrec.pipeline.candidates import Retrieved
 
 STATIC_DIM = 4
+SMALL_SOURCES = {"two_tower_k": 60, "related_k": 10, "trending_k": 30, "fresh_k": 15,
+                 "same_creator_k": 15}  # fmt: skip
+
+
+def generous_config(**fields: Any) -> ServingConfig:
+    """ServingConfig with deadlines no stage meets by accident on two shared cores: the tests
+    that use it check the pipeline's logic, not its timing."""
+    deadlines = {f"deadline_{k}_ms": 1000 for k in
+                 ("context", "sources", "filters", "hydrate", "score", "mix")}  # fmt: skip
+    return replace(ServingConfig(), deadline_total_ms=5000, **{**deadlines, **fields})
+
+
 DAY_MS = 86_400_000
 NOW_MS = 1_760_000_000_000
 REGIONS = ("central", "north")

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from vidrec.config import RankingConfig, ServingConfig
+from vidrec.config import RankingConfig
 from vidrec.pipeline import (
     Candidate,
     PipelineDeps,
@@ -40,25 +39,13 @@ from .pipeline_fakes import (
     InMemoryRetrieval,
     ListSink,
     MlpRanker,
+    generous_config,
     make_user,
 )
 
 GOLDEN = Path(__file__).parent / "data" / "golden_feeds.json"
-CFG = replace(
-    ServingConfig(),
-    two_tower_k=80,
-    related_k=15,
-    trending_k=40,
-    fresh_k=20,
-    same_creator_k=20,
-    rank_top_n=60,
-    deadline_total_ms=5000,
-    deadline_context_ms=1000,
-    deadline_sources_ms=1000,
-    deadline_filters_ms=1000,
-    deadline_hydrate_ms=1000,
-    deadline_score_ms=1000,
-    deadline_mix_ms=1000,
+CFG = generous_config(
+    two_tower_k=80, related_k=15, trending_k=40, fresh_k=20, same_creator_k=20, rank_top_n=60
 )
 FAULTS = ("none", "ranker", "video_vectors", "two_tower", "related")
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from itertools import groupby
 
-from vidrec.config import RankingConfig, ServingConfig
+from vidrec.config import RankingConfig
 from vidrec.pipeline import (
     Candidate,
     PipelineDeps,
@@ -18,30 +17,18 @@ from vidrec.pipeline import (
 
 from .pipeline_fakes import (
     NOW_MS,
+    SMALL_SOURCES,
     Catalogue,
     Faults,
     InMemoryFeatures,
     InMemoryRetrieval,
     ListSink,
     MlpRanker,
+    generous_config,
     make_user,
 )
 
-CFG = replace(
-    ServingConfig(),
-    two_tower_k=60,
-    related_k=10,
-    trending_k=30,
-    fresh_k=15,
-    same_creator_k=15,
-    deadline_total_ms=5000,
-    deadline_context_ms=1000,
-    deadline_sources_ms=1000,
-    deadline_filters_ms=1000,
-    deadline_hydrate_ms=1000,
-    deadline_score_ms=1000,
-    deadline_mix_ms=1000,
-)
+CFG = generous_config(**SMALL_SOURCES)
 
 
 class World:

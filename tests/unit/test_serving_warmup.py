@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from vidrec.config import RankingConfig, ServingConfig
+from vidrec.config import RankingConfig
 from vidrec.pipeline import PipelineDeps, PipelineRunner, home_surface, trending_surface
 from vidrec.pipeline.base import DependencyError
 from vidrec.pipeline.observer import NullObserver
@@ -22,29 +22,17 @@ from vidrec.serving.api.service import RecommendationService
 
 from .pipeline_fakes import (
     NOW_MS,
+    SMALL_SOURCES,
     Catalogue,
     InMemoryFeatures,
     InMemoryRetrieval,
     ListSink,
     MlpRanker,
+    generous_config,
     make_user,
 )
 
-CFG = replace(
-    ServingConfig(),
-    two_tower_k=60,
-    related_k=10,
-    trending_k=30,
-    fresh_k=15,
-    same_creator_k=15,
-    deadline_total_ms=5000,
-    deadline_context_ms=1000,
-    deadline_sources_ms=1000,
-    deadline_filters_ms=1000,
-    deadline_hydrate_ms=1000,
-    deadline_score_ms=1000,
-    deadline_mix_ms=1000,
-)
+CFG = generous_config(**SMALL_SOURCES)
 KNOWN_USER = 7
 TWO_VARIANTS = RoutingTable((VariantRoute("stable", 90, 1), VariantRoute("canary", 10, 2)))
 
