@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
+from itertools import repeat
+from operator import is_not
 
 import numpy as np
 
@@ -95,7 +97,7 @@ def _check_headers(spec: FeatureSpec, rows: np.ndarray, index: np.ndarray) -> No
 
 
 def _check_lengths(spec: FeatureSpec, blobs: Sequence[bytes], index: np.ndarray) -> None:
-    lengths = np.fromiter((len(b) for b in blobs), dtype=np.int64, count=len(blobs))
+    lengths = np.fromiter(map(len, blobs), dtype=np.int64, count=len(blobs))
     wrong = lengths != blob_size(spec)
     if not wrong.any():
         return
@@ -123,7 +125,7 @@ def unpack_many(
     Missing rows are zeros with ``updated_at_ms = -1`` and ``present = False``.
     """
     n = len(blobs)
-    present = np.fromiter((b is not None for b in blobs), dtype=bool, count=n)
+    present = np.fromiter(map(is_not, blobs, repeat(None)), dtype=bool, count=n)
     values = np.zeros((n, spec.dim), dtype=np.float32)
     updated = np.full(n, -1, dtype=np.int64)
     index = np.flatnonzero(present)

@@ -112,17 +112,17 @@ class FeatureFetcher:
         present[hit] = True
         miss_pos = np.flatnonzero(~hit)
         if miss_pos.size:
-            wanted = list(dict.fromkeys(ids[i] for i in miss_pos))
+            # Each missing id once; ``rows`` maps every miss back to its value row.
+            unique, rows = np.unique(np.asarray(ids)[miss_pos], return_inverse=True)
+            wanted: list[int] = unique.tolist()
             blobs = await self._calls.run(
                 lambda: self.store.get_many(VIDEO_ENTITY, wanted),
                 self.cfg.deadline_hydrate_ms / 1000,
             )
             values, _, found = self._unpack(VIDEO_SPEC, blobs)
-            row_of = {vid: r for r, vid in enumerate(wanted)}
-            rows = np.fromiter((row_of[ids[i]] for i in miss_pos), np.int64, miss_pos.size)
             out[miss_pos] = values[rows]
             present[miss_pos] = found[rows]
-            self.lru.insert([wanted[r] for r in np.flatnonzero(found)], values[found])
+            self.lru.insert(unique[found].tolist(), values[found])
         self.videos_requested += len(ids)
         self.videos_present += int(present.sum())
         return out, present

@@ -61,13 +61,13 @@ class VectorLRU:
             return
         ids, rows = list(ids[-self.capacity :]), rows[-self.capacity :]
         known = np.fromiter(map(self._slot.get, ids, repeat(-1)), np.int64, len(ids))
-        new = [i for i, s in enumerate(known.tolist()) if s < 0]
-        self._reserve(len(new))
-        for i in new:
-            slot = self._slot.get(ids[i])
-            if slot is None:  # not a repeat of an id placed earlier in this batch
-                slot = self._slot[ids[i]] = self._free.pop()
-            known[i] = slot
+        if (known < 0).any():
+            new = list(dict.fromkeys(np.asarray(ids)[known < 0].tolist()))
+            self._reserve(len(new))
+            slots = self._free[-len(new) :]
+            del self._free[-len(new) :]
+            self._slot.update(zip(new, slots, strict=True))
+            known = np.fromiter(map(self._slot.__getitem__, ids), np.int64, len(ids))
         self._id_of[known] = ids
         self._rows[known] = rows
         self._tick += 1
