@@ -18,7 +18,6 @@ from vidrec.pipeline.base import DependencyError
 T = TypeVar("T")
 
 
-
 async def within(aw: Awaitable[T], timeout_s: float) -> T:
     """``await aw`` under a deadline (TimeoutError when it passes). ``asyncio.timeout`` runs
     ``aw`` in the caller's task; ``wait_for`` wrapped each of the ~20 stage and client calls
