@@ -289,8 +289,9 @@ def bench_offline(
 
 SERVING_HELP = (
     "What a home feed costs: CPU ms per request of every service, latency and capacity.\n\n"
-    "Builds (first run only, ≈4 min at 1M) a catalogue of VIDEOS synthetic videos over the "
-    "demo models (`make demo` first), starts a stack of its own (ports from "
+    "Builds (first run only: ≈20 min at 1M on 2 cores, HNSW index + item-item lists) "
+    "a catalogue of VIDEOS synthetic videos over the demo models (`make demo` first), "
+    "starts a stack of its own (ports from "
     "VIDREC_BENCH__BASE_PORT, else a free block, so it runs beside `make up`) and drives the "
     "home feed over HTTP with closed-loop clients, one load level after another (LEVELS), "
     "DURATION seconds each.\n\n"
