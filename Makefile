@@ -22,7 +22,7 @@ down:  ## stop everything `make up` started
 	@$(VIDREC) stack down
 
 proto:  ## regenerate the gRPC stubs from proto/recommender.proto
-	$(PY) -m vidrec.serving.api.proto.generate
+	$(PY) -m vidrec.api.proto.generate
 
 setup:  ## idempotent: apt redis/prometheus, helm, .venv (torch first), .venv-operator (kserve), Triton stub
 	@scripts/setup.sh
@@ -70,7 +70,7 @@ LOADTEST_OUT ?= runs/loadtest
 loadtest: setup  ## Locust, headless, USERS for DURATION against HOST (default: the local stack, started if needed); exits non-zero when the SLA breaks
 	@mkdir -p $(LOADTEST_OUT)
 	@if [ "$(HOST)" = "http://127.0.0.1:3000" ]; then $(VIDREC) stack up --artefacts $(ARTEFACTS) >/dev/null; fi
-	@test ! -f $(ARTEFACTS)/manifest.json || $(PY) -m vidrec.loadtest.workload $(ARTEFACTS) $(LOADTEST_OUT)/workload.json
+	@test ! -f $(ARTEFACTS)/manifest.json || $(PY) -m vidrec_dev.loadtest.workload $(ARTEFACTS) $(LOADTEST_OUT)/workload.json
 	$(VENV)/bin/locust -f load_tests/locustfile.py --headless -u $(USERS) -r $(USERS) -t $(DURATION) \
 		--host $(HOST) --grpc-host $(GRPC_HOST) --triton-url $(TRITON_URL) \
 		--sla-p99-ms $(SLA_P99_MS) --sla-fail-ratio $(SLA_FAIL_RATIO) \

@@ -30,7 +30,7 @@ import asyncio, json, os, random, sys, time
 import polars as pl
 from vidrec.config import load_config
 from vidrec.schema import HomeQuery
-from vidrec.serving.api.compose import build_api
+from vidrec.api.compose import build_api
 
 n, warm = int(sys.argv[1]), 50
 cfg = load_config()

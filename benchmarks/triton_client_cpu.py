@@ -35,7 +35,7 @@ from vidrec.ranking.triton_process import (
     prepare_backend_dir,
     triton_command,
 )
-from vidrec.serving.ranker import TritonRankerClient
+from vidrec.backends.ranker import TritonRankerClient
 
 
 def cpu_ms(call: Callable[[], object], calls: int) -> float:

@@ -21,7 +21,7 @@ per-second recorder counts it. With ``--csv PREFIX`` Locust writes its CSVs and 
 ``PREFIX_summary.json`` (per-second timeline, accepted event ids, degraded and answer counts,
 verdict) and ``PREFIX_latency.png``.
 ``VIDREC_API_KEY`` (or ``--api-key``) is sent as ``Authorization: Bearer <key>`` (HTTP) and
-``authorization`` metadata (gRPC) when set. The logic lives in :mod:`vidrec.loadtest`.
+``authorization`` metadata (gRPC) when set. The logic lives in :mod:`vidrec_dev.loadtest`.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ import grpc  # noqa: E402
 from locust import FastHttpUser, User, events, task  # noqa: E402
 from locust.env import Environment  # noqa: E402
 
-from vidrec.loadtest import mix as mixes  # noqa: E402
-from vidrec.loadtest.sla import (  # noqa: E402
+from vidrec_dev.loadtest import mix as mixes  # noqa: E402
+from vidrec_dev.loadtest.sla import (  # noqa: E402
     DEFAULT_DEGRADED_RATIO,
     DEFAULT_FAIL_RATIO,
     DEFAULT_P99_MS,
@@ -51,10 +51,10 @@ from vidrec.loadtest.sla import (  # noqa: E402
     Sla,
     judge,
 )
-from vidrec.loadtest.timeline import Recorder, RunSummary, share  # noqa: E402
-from vidrec.loadtest.workload import EventMaker, Workload, load_workload, query  # noqa: E402
+from vidrec_dev.loadtest.timeline import Recorder, RunSummary, share  # noqa: E402
+from vidrec_dev.loadtest.workload import EventMaker, Workload, load_workload, query  # noqa: E402
 
-log = logging.getLogger("vidrec.loadtest")
+log = logging.getLogger("vidrec_dev.loadtest")
 REC_PATH = "/api/v1/recommendations/"
 EVENTS_PATH = "/api/v1/events/engagement"
 SERVER_GRPC_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
@@ -92,7 +92,7 @@ def _options(parser: Any) -> None:
         help="SLA: limit on the share of recommendation answers served degraded",
     )
     g.add_argument("--mix", default="", help="home=70,related=15,trending=5,events=10")
-    g.add_argument("--users-file", default="", help="workload JSON (vidrec.loadtest.workload)")
+    g.add_argument("--users-file", default="", help="workload JSON (vidrec_dev.loadtest.workload)")
     g.add_argument("--think-ms", type=float, default=500.0, help="mean wait between requests")
     g.add_argument("--grpc-host", default="127.0.0.1:50051", help="vidrec gRPC API host:port")
     g.add_argument("--triton-url", default="127.0.0.1:8001", help="Triton gRPC host:port")
@@ -243,7 +243,7 @@ class GrpcApiUser(User):
     wait_time = _think
 
     def on_start(self) -> None:
-        from vidrec.serving.api.proto import recommender_pb2, recommender_pb2_grpc
+        from vidrec.api.proto import recommender_pb2, recommender_pb2_grpc
 
         opts = self.environment.parsed_options
         self.pb = recommender_pb2
@@ -384,6 +384,6 @@ def _gate(environment: Environment, **_: Any) -> None:
     if summary_file:
         summary.save(Path(summary_file))
     if plot_file:
-        from vidrec.loadtest.report import plot_timeline
+        from vidrec_dev.loadtest.report import plot_timeline
 
         plot_timeline(summary.timeline, Path(plot_file), sla=sla, title=verdict.describe())

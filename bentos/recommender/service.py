@@ -22,13 +22,13 @@ import numpy as np
 
 from vidrec.config import load_config
 from vidrec.features import make_store, user_spec
-from vidrec.serving.api.compose import build_api, keep_live, redis_client
-from vidrec.serving.api.http_app import create_app
-from vidrec.serving.features import FeatureFetcher
-from vidrec.serving.remote import RemoteRetrieval, to_columns
-from vidrec.serving.retrieval import LocalRetrieval
-from vidrec.serving.state import ServingState
-from vidrec.serving.warmup import warm_up
+from vidrec.api.compose import build_api, keep_live, redis_client
+from vidrec.api.http_app import create_app
+from vidrec.backends.features import FeatureFetcher
+from vidrec.backends.remote import RemoteRetrieval, to_columns
+from vidrec.backends.retrieval import LocalRetrieval
+from vidrec.backends.serving_state import ServingState
+from vidrec.backends.warmup import warm_up
 
 CFG = load_config()
 SLA_MS = CFG.serving.deadline_total_ms
@@ -111,7 +111,7 @@ class Recommender:
     POST /api/v1/events/engagement, POST /api/v1/videos, GET /api/v1/metrics,
     GET /api/v1/openapi.json (BentoML's own /docs.json, /livez, /readyz, /metrics stay)."""
 
-    if CFG.serving.retrieval_mode == "remote":  # see vidrec.serving.remote
+    if CFG.serving.retrieval_mode == "remote":  # see vidrec.backends.remote
         retrieval = bentoml.depends(Retrieval, url=CFG.serving.retrieval_url)
 
     def __init__(self) -> None:

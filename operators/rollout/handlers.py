@@ -14,7 +14,7 @@ import kopf
 from prometheus_client import start_http_server
 
 from vidrec.rollout import operator as op
-from vidrec.rollout.metrics import RolloutMetrics
+from vidrec.rollout.operator_metrics import RolloutMetrics
 from vidrec.rollout.spec import Phase, RolloutSpec, SpecError
 
 RESOURCE = ("vidrec.io", "v1alpha1", "modelrollouts")

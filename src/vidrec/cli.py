@@ -7,18 +7,15 @@ a failed quality gate exits with code 3; anything else is a bug and keeps its tr
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from vidrec.cli_support import exits_on
-from vidrec.errors import GateFailed, InputError
+from vidrec.cli_support import err, friendly
 from vidrec.rollout.cli import rollout_app
 from vidrec.security.cli import users_app
-from vidrec.stack.cli import stack_app
 
 app = typer.Typer(
     help="vidrec — personalised video recommendations: build models, serve them, roll them out.",
@@ -31,38 +28,14 @@ models_app = typer.Typer(help="Inspect trained model artefacts.", no_args_is_hel
 triton_app = typer.Typer(help="Triton Inference Server helpers.", no_args_is_help=True)
 events_app = typer.Typer(help="The engagement-event path (Redis Streams).", no_args_is_help=True)
 serve_app = typer.Typer(help="Serving state for the online path.", no_args_is_help=True)
-bench_app = typer.Typer(help="Benchmarks, as ratios to same-run baselines.", no_args_is_help=True)
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(features_app, name="features")
 app.add_typer(models_app, name="models")
 app.add_typer(triton_app, name="triton")
-app.add_typer(bench_app, name="bench")
 app.add_typer(serve_app, name="serve")
 app.add_typer(events_app, name="events")
-app.add_typer(stack_app, name="stack")
 app.add_typer(rollout_app, name="rollout")
 app.add_typer(users_app, name="users")
-
-err = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
-
-EXIT_INPUT = 2
-EXIT_GATE = 3
-
-
-def _gate_failure(exc: Any) -> str:
-    reasons = "\n".join(f"  • {r}" for r in exc.reasons)
-    return f"[bold red]quality gate failed — nothing was exported:[/]\n{reasons}"
-
-
-def _friendly(fn: F) -> F:
-    """Input errors exit 2 naming the file/field; a failed quality gate exits 3."""
-    return exits_on(
-        {
-            InputError: (EXIT_INPUT, lambda exc: f"[bold red]error:[/] {exc}"),
-            GateFailed: (EXIT_GATE, _gate_failure),
-        }
-    )(fn)
 
 
 ProfileOpt = Annotated[
@@ -89,7 +62,7 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.
 
 
 @pipeline_app.command("run")
-@_friendly
+@friendly
 def pipeline_run(
     out: OutOpt,
     profile: ProfileOpt = "demo",
@@ -111,7 +84,7 @@ def pipeline_run(
 
 
 @app.command("train")
-@_friendly
+@friendly
 def train_cmd(
     out: OutOpt,
     profile: ProfileOpt = "demo",
@@ -132,7 +105,7 @@ def train_cmd(
 
 
 @app.command("build")
-@_friendly
+@friendly
 def build_cmd(
     artefacts: Annotated[Path, typer.Argument(help="A directory written by `vidrec train`.")],
     quiet: QuietOpt = False,
@@ -149,7 +122,7 @@ def build_cmd(
 
 
 @app.command("simulate")
-@_friendly
+@friendly
 def simulate_cmd(
     out: Annotated[Path, typer.Option("--out", help="Parquet file to write the events to.")],
     profile: ProfileOpt = "demo",
@@ -164,7 +137,7 @@ def simulate_cmd(
 
 
 @features_app.command("materialize")
-@_friendly
+@friendly
 def features_materialize(
     events: Annotated[Path, typer.Option("--events", help="Event log (Parquet file or dir).")],
     entity: Annotated[str, typer.Option(help="users or videos.")] = "videos",
@@ -194,7 +167,7 @@ def features_materialize(
 
 
 @models_app.command("show")
-@_friendly
+@friendly
 def models_show(
     artefacts: Annotated[Path, typer.Argument(help="An artefact directory (has manifest.json).")],
 ) -> None:
@@ -206,7 +179,7 @@ def models_show(
 
 
 @triton_app.command("prepare")
-@_friendly
+@friendly
 def triton_prepare(
     dest: Annotated[
         Path | None, typer.Option(help="Backend directory (default: .tools/triton/backends).")
@@ -221,7 +194,7 @@ def triton_prepare(
 
 
 @serve_app.command("prepare")
-@_friendly
+@friendly
 def serve_prepare(
     artefacts: Annotated[Path, typer.Argument(help="An artefact directory (vidrec build).")],
     quiet: QuietOpt = False,
@@ -231,7 +204,7 @@ def serve_prepare(
     Redis comes from VIDREC_REDIS__URL / VIDREC_REDIS__CLUSTER (the local stack sets them).
     """
     from vidrec.config import load_config
-    from vidrec.serving.prepare import prepare_serving
+    from vidrec.offline.serving_prep import prepare_serving
 
     cfg = load_config()
     counts = prepare_serving(artefacts, cfg.redis, cfg.features.n_buckets, progress=not quiet)
@@ -274,101 +247,19 @@ def events_lake(
     raise typer.Exit(main(["lake", "--out", str(out or e.lake_dir), "--metrics-port", str(port)]))
 
 
-@bench_app.command("offline")
-@_friendly
-def bench_offline(
-    out: Annotated[Path, typer.Option(help="Where results and plots go.")] = Path("runs/bench"),
-    sim_events: Annotated[int, typer.Option(help="Events for the simulator run.")] = 10_000_000,
-    ann_videos: Annotated[int, typer.Option(help="Synthetic catalogue size for ANN.")] = 1_000_000,
-) -> None:
-    """Simulator throughput, feature build rate, HNSW vs exact search, INT8 vs FP32 ranker."""
-    from vidrec.bench.offline import run
-
-    run(out, sim_events, ann_videos)
-
-
-SERVING_HELP = (
-    "What a home feed costs: CPU ms per request of every service, latency and capacity.\n\n"
-    "Builds (first run only: ≈20 min at 1M on 2 cores, HNSW index + item-item lists) "
-    "a catalogue of VIDEOS synthetic videos over the demo models (`make demo` first), "
-    "starts a stack of its own (ports from "
-    "VIDREC_BENCH__BASE_PORT, else a free block, so it runs beside `make up`) and drives the "
-    "home feed over HTTP with closed-loop clients, one load level after another (LEVELS), "
-    "DURATION seconds each.\n\n"
-    "Per level: p50/p99, req/s, the degraded share, the CPU ms per request of each "
-    "service's whole process tree (recommender, triton, redis, ...) and their sum (stack), "
-    "the load generator's own share, RSS per service. Then, on the same stack: CPU and p50 "
-    "per pipeline stage (in-process), the components alone (user tower, ANN k=400, ranker "
-    "ONNX Runtime, a standalone Redis MGET of 500 keys), hydration against that MGET and "
-    "Feast, Triton dynamic batching against none, the index size and build time per million "
-    "videos.\n\n"
-    "Writes OUT/serving.json (levels: clients, p50_ms, p99_ms, degraded_ratio, rps, "
-    "cpu_ms_per_request with one key per service and stack; capacity, components, index, "
-    "stages, targets) and OUT/serving_latency.png, and prints the tables and the PASS/MISS "
-    "targets (≈10 min at 1M videos, 20 s per level)."
-)
+def _add_development_commands() -> None:
+    """`vidrec stack|bench|chaos` come from the development tooling (``vidrec_dev``), found
+    through the ``vidrec.cli`` entry points so that no runtime module imports it; the runtime
+    images do not ship it, and there the commands are simply absent."""
+    for entry in entry_points(group="vidrec.cli"):
+        try:
+            register = entry.load()
+        except ImportError:
+            continue
+        register(app)
 
 
-@bench_app.command("serving", help=SERVING_HELP)
-@_friendly
-def bench_serving(
-    out: Annotated[
-        Path, typer.Option(help="Results, plots and the cached scale catalogue.")
-    ] = Path("runs/bench"),
-    videos: Annotated[int, typer.Option(help="Synthetic catalogue size.")] = 1_000_000,
-    candidates: Annotated[int, typer.Option(help="Candidates ranked per request.")] = 500,
-    levels: Annotated[
-        str,
-        typer.Option(help="Load levels: closed-loop HTTP clients, a comma list, e.g. 1,8,32."),
-    ] = "1,2,4,8,16,32",
-    duration: Annotated[float, typer.Option(help="Seconds of load per level.")] = 20.0,
-) -> None:
-    """What a home feed costs: CPU ms per request of every service, latency, capacity."""
-    from vidrec.bench.serving import run
-
-    try:
-        clients = [int(c) for c in levels.split(",") if c.strip()]
-    except ValueError as exc:
-        raise InputError(f"--levels {levels!r}: expected a comma list of integers") from exc
-    if not clients or min(clients) < 1:
-        raise InputError(f"--levels {levels!r}: expected one or more client counts >= 1")
-    run(out, n_videos=videos, candidates=candidates, duration_s=duration, levels=clients)
-
-
-@bench_app.command("recall")
-@_friendly
-def bench_recall(
-    artefacts: Annotated[
-        Path, typer.Option(help="An artefact dir from `vidrec pipeline run`.")
-    ] = Path("artifacts/demo"),
-    out: Annotated[Path, typer.Option(help="Where recall.json goes.")] = Path("runs/bench"),
-) -> None:
-    """Recall@K of every retrieval source (two-tower, item-item by index search and by
-    precomputed lists, trending, fresh, same creator) on the held-out last day, in-process
-    as serving runs them (≈4 min on the demo, most of it rebuilding the features)."""
-    from vidrec.bench.recall import run
-
-    run(artefacts, out)
-
-
-@bench_app.command("events")
-@_friendly
-def bench_events(
-    out: Annotated[Path, typer.Option(help="Where results and plots go.")] = Path("runs/bench"),
-    duration: Annotated[float, typer.Option(help="Seconds of batched load.")] = 20.0,
-    batch: Annotated[int, typer.Option(help="Events per POST (≤ 1000).")] = 100,
-    clients: Annotated[int, typer.Option(help="Concurrent closed-loop clients.")] = 8,
-) -> None:
-    """Engagement intake events/s and p50/p99 on the real stack, event-to-feature lag from
-    the processor's histogram and session probes, accepted == processed (≈3 min)."""
-    from vidrec.bench.events import run
-
-    run(out, duration_s=duration, batch=batch, clients=clients)
-
-
-from vidrec.loadtest.cli import register as _register_loadtest  # noqa: E402
-
-_register_loadtest(app, bench_app)  # `vidrec bench capacity|soak`, `vidrec chaos`
+_add_development_commands()
 
 if __name__ == "__main__":  # pragma: no cover
     app()

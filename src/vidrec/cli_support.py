@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 
 from rich.console import Console
 
+from vidrec.errors import GateFailed, InputError
+
 F = TypeVar("F", bound=Callable[..., Any])
 err = Console(stderr=True)
 
@@ -36,3 +38,22 @@ def exits_on(
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+EXIT_INPUT = 2
+EXIT_GATE = 3
+
+
+def _gate_failure(exc: Any) -> str:
+    reasons = "\n".join(f"  • {r}" for r in exc.reasons)
+    return f"[bold red]quality gate failed — nothing was exported:[/]\n{reasons}"
+
+
+def friendly(fn: F) -> F:
+    """Input errors exit 2 naming the file/field; a failed quality gate exits 3."""
+    return exits_on(
+        {
+            InputError: (EXIT_INPUT, lambda exc: f"[bold red]error:[/] {exc}"),
+            GateFailed: (EXIT_GATE, _gate_failure),
+        }
+    )(fn)

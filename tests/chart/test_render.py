@@ -30,7 +30,7 @@ from tests.chart.render import (
 )
 from vidrec.config import Config, RankingConfig
 from vidrec.ranking.model_repository import parse_config, write_model_repository
-from vidrec.stack import services
+from vidrec_dev.stack import services
 
 GPU = "nvidia.com/gpu"
 LONG_RUNNING = ("Deployment/", "StatefulSet/", "ServingRuntime/")

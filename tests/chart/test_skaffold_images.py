@@ -112,7 +112,7 @@ def test_every_python_target_runs_as_non_root(target: str) -> None:
 
 
 def test_image_entrypoints_are_the_stack_commands() -> None:
-    from vidrec.stack import services
+    from vidrec_dev.stack import services
 
     images = REPO / "images"
     python = images / "python" / "Dockerfile"

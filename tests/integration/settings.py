@@ -4,7 +4,7 @@ import contextlib
 import os
 import signal
 
-from vidrec.stack.process import group_members
+from vidrec_dev.stack.process import group_members
 
 # Generous stage deadlines for servers started by tests: they judge behaviour, not speed, on
 # two shared cores; the benchmark measures speed with the default deadlines.

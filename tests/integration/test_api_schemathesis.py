@@ -29,9 +29,9 @@ from tests.integration.settings import SLOW_MACHINE
 from vidrec.config import REPO_ROOT, FeatureConfig, RedisConfig
 from vidrec.features.session import SESSION_ENTITY
 from vidrec.features.stores import USER_ENTITY, key_for
+from vidrec.offline.serving_prep import prepare_serving
 from vidrec.security.forget import tombstone_key
 from vidrec.security.pseudonym import Pseudonymizer
-from vidrec.serving.prepare import prepare_serving
 
 sys.path.insert(0, str(Path(__file__).parent))
 from redis_servers import _free_port, standalone_redis

@@ -27,11 +27,11 @@ import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.integration.settings import SLOW_MACHINE
+from vidrec.api.proto import recommender_pb2 as pb
+from vidrec.api.proto import recommender_pb2_grpc as pb_grpc
 from vidrec.config import REPO_ROOT, FeatureConfig, RedisConfig, load_config
+from vidrec.offline.serving_prep import prepare_serving
 from vidrec.schema import RANKER_HEADS, RecommendationResponse
-from vidrec.serving.api.proto import recommender_pb2 as pb
-from vidrec.serving.api.proto import recommender_pb2_grpc as pb_grpc
-from vidrec.serving.prepare import prepare_serving
 
 sys.path.insert(0, str(Path(__file__).parent))
 from redis_servers import standalone_redis
@@ -109,7 +109,7 @@ def stack(artefacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             env=env, stdout=bento_log.open("wb"), stderr=subprocess.STDOUT,
         )  # fmt: skip
         grpc_proc = subprocess.Popen(
-            [sys.executable, "-m", "vidrec.serving.api.grpc_server", "--port", str(grpc_port),
+            [sys.executable, "-m", "vidrec.api.grpc_server", "--port", str(grpc_port),
              "--metrics-port", str(metrics_port)],
             env=env, stdout=grpc_log.open("wb"), stderr=subprocess.STDOUT,
         )  # fmt: skip

@@ -10,9 +10,15 @@ import pytest
 import torch
 from rich.console import Console
 
-from vidrec.bench.triton import LABELS, SMALL_BATCH, TRITON_CLIENTS, bench_triton, ranker_repository
 from vidrec.ranking.export import export_ranker_onnx
 from vidrec.ranking.model_repository import CONFIG_FILE, RANKER_MODEL, parse_config
+from vidrec_dev.bench.triton import (
+    LABELS,
+    SMALL_BATCH,
+    TRITON_CLIENTS,
+    bench_triton,
+    ranker_repository,
+)
 
 pytestmark = pytest.mark.integration
 torch.set_num_threads(1)

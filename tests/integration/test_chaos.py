@@ -18,9 +18,9 @@ from rich.console import Console
 
 from tests.integration.settings import SLOW_MACHINE
 from tests.integration.test_loadtest import running_stack
-from vidrec.loadtest.chaos import SCENARIOS, Outcome, Timing, run_chaos
-from vidrec.loadtest.stack import LoadStack
-from vidrec.loadtest.workload import from_artefacts
+from vidrec_dev.loadtest.chaos import SCENARIOS, Outcome, Timing, run_chaos
+from vidrec_dev.loadtest.stack import LoadStack
+from vidrec_dev.loadtest.workload import from_artefacts
 
 pytestmark = pytest.mark.integration
 TIMING = Timing(duration_s=19.0, fault_at_s=3.0, undo_at_s=7.0)  # 12 s to recover

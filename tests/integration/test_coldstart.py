@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from tests.integration.test_serving_stack import USERS, api, home, stack  # noqa: F401
+from vidrec.backends.coldstart import load_item_embedder, videos_frame
+from vidrec.backends.serving_state import ServingState
 from vidrec.schema import VideoUpload
-from vidrec.serving.coldstart import load_item_embedder, videos_frame
-from vidrec.serving.state import ServingState
 
 pytestmark = pytest.mark.integration
 NEW_ID = 90_000_123

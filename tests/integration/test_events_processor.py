@@ -15,6 +15,7 @@ import pytest
 from redis.cluster import RedisCluster
 
 from tests.integration.redis_servers import redis_cluster
+from vidrec.api.events import RedisStreamEventWriter
 from vidrec.config import Config, load_config
 from vidrec.events.lake import LakeWriter
 from vidrec.events.processor import EventProcessor, Tally
@@ -25,7 +26,6 @@ from vidrec.features.session import SessionState, SessionStore
 from vidrec.features.stores import RedisClusterStore
 from vidrec.offline.events_io import read_events
 from vidrec.schema import EngagementEvent, EventType
-from vidrec.serving.api.events import RedisStreamEventWriter
 
 pytestmark = pytest.mark.integration
 T0 = 1_600_000_000_000

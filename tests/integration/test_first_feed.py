@@ -4,7 +4,7 @@ Unlike the other stack tests, this stack runs with the production stage deadline
 milliseconds): a cold process — first Triton inference, first user-tower run, first FAISS
 search, first Redis connections — used to miss them on its first requests and answer
 ``degraded`` (``scorer/triton_ranker:timeout``, ``pipeline/total:timeout``). Serving now warms
-itself before readiness (``vidrec.serving.warmup``); ``VIDREC_SERVING__WARMUP_S=0`` turns that
+itself before readiness (``vidrec.backends.warmup``); ``VIDREC_SERVING__WARMUP_S=0`` turns that
 off and makes this test fail again.
 """
 
@@ -19,9 +19,9 @@ import httpx
 import pytest
 
 from tests.integration.test_serving_stack import full_config
-from vidrec.serving.api.proto import recommender_pb2 as pb
-from vidrec.serving.api.proto import recommender_pb2_grpc as pb_grpc
-from vidrec.stack import Stack, read_stack_state
+from vidrec.api.proto import recommender_pb2 as pb
+from vidrec.api.proto import recommender_pb2_grpc as pb_grpc
+from vidrec_dev.stack import Stack, read_stack_state
 
 pytestmark = pytest.mark.integration
 BACKENDS = {"redis", "prepare", "triton", "retrieval", "features"}

@@ -22,13 +22,13 @@ import pytest
 from tests.integration.settings import SLOW_MACHINE
 from tests.integration.test_serving_stack import home, metric, poll
 from tests.integration.test_stack import free_ports
-from vidrec.bench.serving import BenchPorts
-from vidrec.loadtest.chaos import KillService, settle
-from vidrec.loadtest.locust_run import LocustSpec, run_locust
-from vidrec.loadtest.sla import EXIT_SLA_BROKEN, Sla
-from vidrec.loadtest.stack import LoadStack, loadtest_config
-from vidrec.loadtest.workload import from_artefacts
 from vidrec.ranking.triton_process import TritonPorts
+from vidrec_dev.bench.serving import BenchPorts
+from vidrec_dev.loadtest.chaos import KillService, settle
+from vidrec_dev.loadtest.locust_run import LocustSpec, run_locust
+from vidrec_dev.loadtest.sla import EXIT_SLA_BROKEN, Sla
+from vidrec_dev.loadtest.stack import LoadStack, loadtest_config
+from vidrec_dev.loadtest.workload import from_artefacts
 
 pytestmark = pytest.mark.integration
 SERVING = {"redis", "prepare", "triton", "retrieval", "features", "recommender", "grpc"}

@@ -15,7 +15,7 @@ import pytest
 
 from tests.integration.settings import SLOW_MACHINE, crash
 from tests.integration.test_serving_stack import full_config, home
-from vidrec.stack import Stack, read_stack_state
+from vidrec_dev.stack import Stack, read_stack_state
 
 pytestmark = pytest.mark.integration
 SERVICES = {"redis", "prepare", "triton", "retrieval", "features", "recommender"}

@@ -39,7 +39,7 @@ from vidrec.offline.run import sim_config
 from vidrec.ranking.export import export_ranker_onnx
 from vidrec.rollout.local import run_local
 from vidrec.rollout.operator import OperatorSettings, TickResult
-from vidrec.stack import Stack, read_stack_state
+from vidrec_dev.stack import Stack, read_stack_state
 
 pytestmark = pytest.mark.integration
 SERVICES = {"redis", "prepare", "triton", "retrieval", "features", "recommender", "process",

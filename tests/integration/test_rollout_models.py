@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from vidrec.rollout.models import ModelLoadError, TritonModels
+from vidrec.rollout.triton_control import ModelLoadError, TritonModels
 
 sys.path.insert(0, str(Path(__file__).parent))
 from triton_server import triton_server

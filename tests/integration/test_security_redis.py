@@ -18,6 +18,7 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
+from vidrec.api.events import RedisStreamEventWriter
 from vidrec.config import Config, RedisConfig, load_config
 from vidrec.errors import InputError
 from vidrec.events.__main__ import connect
@@ -30,7 +31,6 @@ from vidrec.schema import EngagementEvent, EventType
 from vidrec.security.forget import Eraser, LakeTombstones, tombstone_key
 from vidrec.security.lake_crypto import LakeCrypto, is_encrypted
 from vidrec.security.pseudonym import Pseudonymizer
-from vidrec.serving.api.events import RedisStreamEventWriter
 
 sys.path.insert(0, str(Path(__file__).parent))
 from redis_servers import REDIS_SERVER, _free_port, _require_binaries, _wait_until, redis_cluster

@@ -12,21 +12,21 @@ import pytest
 import redis
 import torch
 
+from vidrec.backends.features import FeatureFetcher
+from vidrec.backends.impressions import RedisStreamImpressionSink
+from vidrec.backends.ranker import TritonRankerClient
+from vidrec.backends.routing import RoutingCache
+from vidrec.backends.serving_state import load_videos_and_events, static_dim_of
 from vidrec.config import RedisConfig, ServingConfig
 from vidrec.features import make_store, user_spec
+from vidrec.features.point_in_time import FeatureState
 from vidrec.features.session import SessionStore, from_events
-from vidrec.features.state import FeatureState
 from vidrec.models.mmoe import predict
 from vidrec.models.persist import load_models
 from vidrec.offline.manifest import read_manifest
+from vidrec.offline.serving_prep import prepare_serving
 from vidrec.pipeline.base import Candidate, DependencyError
 from vidrec.pipeline.variants import RoutingTable, VariantRoute
-from vidrec.serving.features import FeatureFetcher
-from vidrec.serving.impressions import RedisStreamImpressionSink
-from vidrec.serving.prepare import prepare_serving
-from vidrec.serving.ranker import TritonRankerClient
-from vidrec.serving.routing import RoutingCache
-from vidrec.serving.state import load_videos_and_events, static_dim_of
 
 sys.path.insert(0, str(Path(__file__).parent))
 from redis_servers import redis_cluster, standalone_redis

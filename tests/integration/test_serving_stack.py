@@ -21,12 +21,12 @@ import pytest
 
 from tests.integration.settings import SLOW_MACHINE, crash
 from tests.integration.test_stack import free_ports, stack_config
+from vidrec.backends.serving_state import ServingState
 from vidrec.config import Config, RedisConfig
 from vidrec.features import make_store
 from vidrec.features.session import SessionStore
 from vidrec.schema import RecommendationResponse
-from vidrec.serving.state import ServingState
-from vidrec.stack import Stack, read_stack_state
+from vidrec_dev.stack import Stack, read_stack_state
 
 pytestmark = pytest.mark.integration
 USERS = (1, 2, 3, 5, 8, 13, 21, 34)
@@ -143,8 +143,8 @@ def test_not_interested_video_and_creator_never_come_back(
 def test_http_and_grpc_agree_on_the_full_stack(api: str, stack: Stack) -> None:
     import grpc
 
-    from vidrec.serving.api.proto import recommender_pb2 as pb
-    from vidrec.serving.api.proto import recommender_pb2_grpc as pb_grpc
+    from vidrec.api.proto import recommender_pb2 as pb
+    from vidrec.api.proto import recommender_pb2_grpc as pb_grpc
 
     state = read_stack_state(stack.run_dir)
     assert state is not None

@@ -21,8 +21,8 @@ import pytest
 import redis
 
 from vidrec.config import Config, load_config
-from vidrec.stack import Stack, StackError, read_stack_state
-from vidrec.stack.process import group_members, pid_alive
+from vidrec_dev.stack import Stack, StackError, read_stack_state
+from vidrec_dev.stack.process import group_members, pid_alive
 
 pytestmark = pytest.mark.integration
 SERVICES = {"redis", "triton", "prometheus"}
@@ -165,7 +165,7 @@ def test_a_failing_service_is_named_and_what_started_is_stopped(tmp_path: Path) 
 def test_down_from_another_process_leaves_nothing_running(stack: Stack) -> None:
     members = [m for r in stack.status() if r.pid for m in group_members(r.pid)]
     assert len(members) >= 5  # launcher + 3 redis-servers, tritonserver (+ stubs), prometheus
-    code = "import sys; from vidrec.stack.cli import stack_app; stack_app(sys.argv[1:])"
+    code = "import sys; from vidrec_dev.stack.cli import stack_app; stack_app(sys.argv[1:])"
     argv = [sys.executable, "-c", code, "down", "--run-dir", str(stack.run_dir)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

@@ -16,12 +16,12 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from vidrec.backends.ranker import TritonRankerClient
 from vidrec.config import RankingConfig
 from vidrec.ranking.export import export_ranker_onnx
 from vidrec.ranking.model_repository import ORT_CONFIG_NAME, write_model_repository
 from vidrec.ranking.triton_client import InferenceCounts, TritonRanker, inference_counts
 from vidrec.ranking.triton_process import TritonStartError, pytriton_dir
-from vidrec.serving.ranker import TritonRankerClient
 
 sys.path.insert(0, str(Path(__file__).parent))
 from triton_server import triton_server

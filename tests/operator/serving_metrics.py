@@ -22,7 +22,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
-from vidrec.serving.api.metrics import LATENCY_BUCKETS
+from vidrec.api.request_metrics import LATENCY_BUCKETS
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 

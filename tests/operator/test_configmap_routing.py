@@ -12,9 +12,9 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from tests.operator.conftest import Cluster
+from vidrec.backends.routing import RoutingCache, file_reader
 from vidrec.rollout.routers import GatewayTableConfigMapRouter, RouteTarget
 from vidrec.rollout.routers.gateway_table import CONFIGMAP_KEY
-from vidrec.serving.routing import RoutingCache, file_reader
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.integration]
 

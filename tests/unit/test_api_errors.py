@@ -13,10 +13,8 @@ import redis
 from starlette.testclient import TestClient
 
 from tests.integration.redis_servers import standalone_redis
-from vidrec.pipeline.variants import DEFAULT_TABLE, RoutingTable
-from vidrec.schema import MAX_FUTURE_SKEW_MS, EngagementEvent, HomeQuery, RelatedQuery, VideoUpload
-from vidrec.serving.api.errors import MAX_BATCH, ApiError, check_batch_size, parse_query
-from vidrec.serving.api.events import (
+from vidrec.api.errors import MAX_BATCH, ApiError, check_batch_size, parse_query
+from vidrec.api.events import (
     EventIntake,
     Overloaded,
     RedisStreamEventWriter,
@@ -24,10 +22,12 @@ from vidrec.serving.api.events import (
     validate_events,
     wall_ms,
 )
-from vidrec.serving.api.grpc_server import status_of
-from vidrec.serving.api.http_app import Api, create_app
-from vidrec.serving.api.metrics import PrometheusObserver
-from vidrec.serving.api.service import RecommendationService
+from vidrec.api.grpc_server import status_of
+from vidrec.api.http_app import Api, create_app
+from vidrec.api.request_metrics import PrometheusObserver
+from vidrec.api.service import RecommendationService
+from vidrec.pipeline.variants import DEFAULT_TABLE, RoutingTable
+from vidrec.schema import MAX_FUTURE_SKEW_MS, EngagementEvent, HomeQuery, RelatedQuery, VideoUpload
 
 EVENT: dict[str, Any] = {"event_id": "e1", "user_id": 3, "video_id": 9, "type": "click", "ts": 1}
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from vidrec.serving.api.metrics import PrometheusObserver, observe_many
+from vidrec.api.request_metrics import PrometheusObserver, observe_many
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 

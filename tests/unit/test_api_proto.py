@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vidrec.serving.api.proto import generate
+from vidrec.api.proto import generate
 
 
 def test_regenerating_gives_identical_files(tmp_path: Path) -> None:
@@ -14,7 +14,7 @@ def test_regenerating_gives_identical_files(tmp_path: Path) -> None:
 
 
 def test_stubs_import_relative_to_the_package() -> None:
-    from vidrec.serving.api.proto import recommender_pb2, recommender_pb2_grpc
+    from vidrec.api.proto import recommender_pb2, recommender_pb2_grpc
 
     assert recommender_pb2_grpc.recommender__pb2 is recommender_pb2
     req = recommender_pb2.RecommendRequest(surface="home", user_id=0)

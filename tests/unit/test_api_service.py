@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from vidrec.api.service import BUG_STAGE, RecommendationService, to_items
 from vidrec.config import ServingConfig
 from vidrec.pipeline.base import Candidate, Policy, RequestContext
 from vidrec.pipeline.candidates import Candidates
@@ -15,7 +16,6 @@ from vidrec.pipeline.observer import NullObserver, RecordingObserver
 from vidrec.pipeline.runner import PipelineRunner, Surface
 from vidrec.pipeline.variants import RoutingTable, VariantRoute
 from vidrec.schema import HomeQuery, RelatedQuery, TrendingQuery
-from vidrec.serving.api.service import BUG_STAGE, RecommendationService, to_items
 
 TABLE = RoutingTable((VariantRoute("stable", 50, 1), VariantRoute("canary", 50, 2)))
 

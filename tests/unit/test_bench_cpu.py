@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from vidrec.bench.cpu import (
+from vidrec_dev.bench.cpu import (
     ProcessTreeCPU,
     ProcStat,
     TreeUsage,

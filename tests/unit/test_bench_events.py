@@ -10,9 +10,9 @@ import polars as pl
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from vidrec.bench.events import EVENT_MIX, histogram_quantile, make_events, parse_scrape
-from vidrec.events.metrics import PrometheusEvents
+from vidrec.events.processor_metrics import PrometheusEvents
 from vidrec.schema import EngagementEvent
+from vidrec_dev.bench.events import EVENT_MIX, histogram_quantile, make_events, parse_scrape
 
 INF = math.inf
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vidrec.bench.recall import RESULTS_FILE, _recalls, run
 from vidrec.models.evaluate import RetrievalQueries
+from vidrec_dev.bench.recall import RESULTS_FILE, _recalls, run
 
 SOURCES = ("two_tower", "item_item (search)", "item_item (lists)", "trending", "fresh",
            "same_creator", "all (union, lists)")  # fmt: skip

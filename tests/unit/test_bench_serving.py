@@ -15,14 +15,19 @@ import polars as pl
 import pytest
 from rich.console import Console
 
-from vidrec.bench.scale_artefacts import (
+from vidrec.config import load_config
+from vidrec.data import scale_catalog
+from vidrec.features import VIDEO_SPEC, pack_many, unpack_many
+from vidrec.features.stores import VIDEO_ENTITY, InMemoryStore
+from vidrec.retrieval import AnnIndex, IndexParams
+from vidrec_dev.bench.scale_artefacts import (
     COMPLETE_MARKER,
     load_scale_catalog,
     scale_serving_table,
     write_scale_artefacts,
     write_scale_vectors,
 )
-from vidrec.bench.serving import (
+from vidrec_dev.bench.serving import (
     LEVELS,
     BenchPorts,
     CPUObserver,
@@ -37,11 +42,6 @@ from vidrec.bench.serving import (
     targets,
     write_results,
 )
-from vidrec.config import load_config
-from vidrec.data import scale_catalog
-from vidrec.features import VIDEO_SPEC, pack_many, unpack_many
-from vidrec.features.stores import VIDEO_ENTITY, InMemoryStore
-from vidrec.retrieval import AnnIndex, IndexParams
 
 
 def test_percentile_ms_converts_seconds_and_handles_empty() -> None:

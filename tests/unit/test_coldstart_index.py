@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
+from vidrec.backends.coldstart import ItemEmbedder, load_item_embedder, videos_frame
+from vidrec.backends.retrieval import LocalRetrieval, NewVideos
+from vidrec.backends.serving_state import ServingState
 from vidrec.schema import VideoUpload
-from vidrec.serving.coldstart import ItemEmbedder, load_item_embedder, videos_frame
-from vidrec.serving.retrieval import LocalRetrieval, NewVideos
-from vidrec.serving.state import ServingState
 
 torch.set_num_threads(1)
 NEW_ID = 90_000_001  # far above every KuaiRec id

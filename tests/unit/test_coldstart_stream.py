@@ -14,12 +14,12 @@ import redis
 
 from tests.integration.redis_servers import standalone_redis
 from tests.unit.test_coldstart_index import NEW_ID, embedder, lookalike, run  # noqa: F401
+from vidrec.api.events import RedisStreamEventWriter, videos_stream
+from vidrec.backends.coldstart import ColdStart, ItemEmbedder, blocking_read_ms
+from vidrec.backends.retrieval import LocalRetrieval
+from vidrec.backends.serving_state import ServingState
 from vidrec.features import VIDEO_ENTITY, VIDEO_SPEC, RedisStore, unpack
 from vidrec.schema import EngagementEvent, EventType
-from vidrec.serving.api.events import RedisStreamEventWriter, videos_stream
-from vidrec.serving.coldstart import ColdStart, ItemEmbedder, blocking_read_ms
-from vidrec.serving.retrieval import LocalRetrieval
-from vidrec.serving.state import ServingState
 
 PREFIX = "test:events"
 Parts = tuple[ServingState, LocalRetrieval, ColdStart, RedisStreamEventWriter, RedisStore]

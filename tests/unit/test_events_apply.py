@@ -9,13 +9,13 @@ import pytest
 import redis
 
 from tests.integration.redis_servers import standalone_redis
+from vidrec.backends.serving_state import Catalogue
 from vidrec.config import load_config
 from vidrec.events.processor import EventProcessor, Tally
 from vidrec.events.streams import Client, Entry
 from vidrec.features.session import SessionStore
 from vidrec.features.stores import RedisStore
 from vidrec.schema import EngagementEvent, EventType
-from vidrec.serving.state import Catalogue
 
 CFG = load_config({})
 T0 = 1_600_000_000_000
@@ -118,8 +118,8 @@ def test_engagement_is_credited_to_the_variant_that_served_the_request(
 ) -> None:
     import asyncio
 
+    from vidrec.backends.impressions import RedisStreamImpressionSink
     from vidrec.pipeline.base import Candidate
-    from vidrec.serving.impressions import RedisStreamImpressionSink
 
     sink = RedisStreamImpressionSink(client, "vidrec:impressions", 1000, timeout_s=5.0)
     served = [Candidate(10, "two_tower", 1.0)]

@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from vidrec.loadtest.mix import DEFAULT_MIX, parse_mix, pick
-from vidrec.loadtest.sla import Sla, judge
+from vidrec_dev.loadtest.mix import DEFAULT_MIX, parse_mix, pick
+from vidrec_dev.loadtest.sla import Sla, judge
 
 
 def test_gate_passes_within_all_limits() -> None:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from vidrec.loadtest.capacity import judge_step
-from vidrec.loadtest.chaos import recovery_time
-from vidrec.loadtest.sla import Sla, judge
-from vidrec.loadtest.timeline import (
+from vidrec_dev.loadtest.capacity import judge_step
+from vidrec_dev.loadtest.chaos import recovery_time
+from vidrec_dev.loadtest.sla import Sla, judge
+from vidrec_dev.loadtest.timeline import (
     Recorder,
     RunSummary,
     Second,
@@ -130,8 +130,8 @@ def test_between_is_half_open() -> None:
 
 
 def test_plot_timeline_draws_latency_and_shares(tmp_path: Path) -> None:
-    from vidrec.loadtest.report import plot_timeline
-    from vidrec.loadtest.timeline import Second
+    from vidrec_dev.loadtest.report import plot_timeline
+    from vidrec_dev.loadtest.timeline import Second
 
     seconds = [Second(t=100 + i) for i in range(5)]
     for i, s in enumerate(seconds):

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from vidrec.loadtest.locust_run import LOCUSTFILE, LocustSpec
-from vidrec.loadtest.sla import Sla
-from vidrec.loadtest.workload import EventMaker, Workload, kuairec_ranges, load_workload, query
 from vidrec.schema import EngagementEvent, RelatedQuery, TrendingQuery
+from vidrec_dev.loadtest.locust_run import LOCUSTFILE, LocustSpec
+from vidrec_dev.loadtest.sla import Sla
+from vidrec_dev.loadtest.workload import EventMaker, Workload, kuairec_ranges, load_workload, query
 
 
 def test_workload_file_round_trips(tmp_path: Path) -> None:

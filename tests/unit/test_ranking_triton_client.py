@@ -13,6 +13,7 @@ import tritonclient.grpc as grpcclient
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc._utils import _get_inference_request
 
+from vidrec.backends.ranker import TritonRankerClient
 from vidrec.ranking.triton_client import (
     AIO_CHANNELS,
     SYNC_CHANNELS,
@@ -23,7 +24,6 @@ from vidrec.ranking.triton_client import (
     encode_request,
     rpc_reason,
 )
-from vidrec.serving.ranker import TritonRankerClient
 
 URL = "127.0.0.1:1"  # never dialled: gRPC channels connect on the first call
 

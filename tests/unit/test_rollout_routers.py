@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import redis
 
+from vidrec.backends.routing import RoutingCache
 from vidrec.rollout.routers import (
     ROUTERS,
     GatewayAPIRouter,
@@ -25,7 +26,6 @@ from vidrec.rollout.routers import (
     NopRouter,
     RouteTarget,
 )
-from vidrec.serving.routing import RoutingCache
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 from redis_servers import standalone_redis

@@ -9,8 +9,8 @@ import numpy as np
 import polars as pl
 from rich.console import Console
 
-from vidrec.bench.scale_artefacts import SCALE_META, write_scale_artefacts
 from vidrec.retrieval import AnnIndex, IndexParams, NeighbourLists
+from vidrec_dev.bench.scale_artefacts import SCALE_META, write_scale_artefacts
 
 
 def test_scale_dir_has_lists_and_scale_meta(tmp_path: Path) -> None:

@@ -1,8 +1,8 @@
 import pytest
 from pydantic import ValidationError
 
+from vidrec.api.errors import ApiError, parse_query
 from vidrec.schema import HomeQuery
-from vidrec.serving.api.errors import ApiError, parse_query
 
 
 def test_interests_come_as_comma_separated_category_ids() -> None:

@@ -14,16 +14,16 @@ import jwt
 import pytest
 from starlette.testclient import TestClient
 
+from vidrec.api.events import EventIntake
+from vidrec.api.http_app import Api, create_app
+from vidrec.api.request_metrics import PrometheusObserver
+from vidrec.api.service import RecommendationService
 from vidrec.config import ServingConfig, load_config
 from vidrec.pipeline.variants import DEFAULT_TABLE, RoutingTable
 from vidrec.security.auth import FORGET_SCOPE, Authenticator, AuthError, key_id
 from vidrec.security.forget import Forgotten
 from vidrec.security.guard import Guard, RateLimited
 from vidrec.security.ratelimit import RateLimiter
-from vidrec.serving.api.events import EventIntake
-from vidrec.serving.api.http_app import Api, create_app
-from vidrec.serving.api.metrics import PrometheusObserver
-from vidrec.serving.api.service import RecommendationService
 
 SECRET = "s3cret-for-tests-only-and-long-enough-for-hs256-and-hs512-keys!!"
 KEY = "k-live-123456"
@@ -248,7 +248,7 @@ def test_http_forget_authorises_by_subject_and_validates_the_id(
 
 
 def test_openapi_declares_security_and_the_erasure_call() -> None:
-    from vidrec.serving.api.openapi import openapi_spec
+    from vidrec.api.openapi import openapi_spec
 
     spec = openapi_spec()
     assert {"bearer", "apiKey"} <= spec["components"]["securitySchemes"].keys()
@@ -261,9 +261,9 @@ def test_grpc_without_credentials_is_unauthenticated_and_with_them_is_served() -
 
     import grpc
 
-    from vidrec.serving.api.grpc_server import start_server
-    from vidrec.serving.api.proto import recommender_pb2 as pb
-    from vidrec.serving.api.proto import recommender_pb2_grpc as pb_grpc
+    from vidrec.api.grpc_server import start_server
+    from vidrec.api.proto import recommender_pb2 as pb
+    from vidrec.api.proto import recommender_pb2_grpc as pb_grpc
 
     service = RecommendationService(None, {}, _table, salt="s")  # type: ignore[arg-type]
     guard = Guard(Authenticator([KEY], SECRET), RateLimiter(0))

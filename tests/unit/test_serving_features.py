@@ -8,13 +8,13 @@ import dataclasses
 import numpy as np
 import pytest
 
+from vidrec.backends.features import FeatureFetcher
+from vidrec.backends.lru import VectorLRU
 from vidrec.config import ServingConfig
 from vidrec.features import VIDEO_SPEC, InMemoryStore, pack_many, user_spec
 from vidrec.features.session import SessionState, SessionStore
 from vidrec.features.stores import USER_ENTITY, VIDEO_ENTITY
 from vidrec.pipeline.base import DependencyError
-from vidrec.serving.features import FeatureFetcher
-from vidrec.serving.lru import VectorLRU
 
 USER_SPEC = user_spec(4)
 CFG = ServingConfig(lru_size=100, default_region="central")

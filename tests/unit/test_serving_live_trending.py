@@ -8,12 +8,12 @@ from pathlib import Path
 import redis
 
 from tests.integration.redis_servers import standalone_redis
+from vidrec.backends.live_trending import LiveTrending
+from vidrec.backends.retrieval import LocalRetrieval
+from vidrec.backends.serving_state import ServingState
 from vidrec.config import ServingConfig
 from vidrec.events.trending import TrendingWriter
 from vidrec.schema import EngagementEvent, EventType
-from vidrec.serving.live_trending import LiveTrending
-from vidrec.serving.retrieval import LocalRetrieval
-from vidrec.serving.state import ServingState
 
 NOW = 1_790_000_000_000
 

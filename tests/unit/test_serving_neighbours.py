@@ -15,12 +15,12 @@ import pytest
 import torch
 
 from tests.unit.test_coldstart_index import NEW_ID, as_new, lookalike
+from vidrec.backends.coldstart import ItemEmbedder, load_item_embedder
+from vidrec.backends.retrieval import LocalRetrieval
+from vidrec.backends.serving_state import ServingState
 from vidrec.config import ServingConfig
 from vidrec.retrieval import build_neighbour_lists, exact_index
 from vidrec.retrieval.neighbours import NEIGHBOUR_FILES
-from vidrec.serving.coldstart import ItemEmbedder, load_item_embedder
-from vidrec.serving.retrieval import LocalRetrieval
-from vidrec.serving.state import ServingState
 
 torch.set_num_threads(1)
 CFG = ServingConfig()

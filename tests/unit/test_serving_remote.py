@@ -1,7 +1,7 @@
 import numpy as np
 
+from vidrec.backends.remote import b64_floats, from_columns, to_columns
 from vidrec.pipeline.candidates import Retrieved, RetrievedVideo
-from vidrec.serving.remote import b64_floats, from_columns, to_columns
 
 
 def test_columns_round_trip_keeps_every_field_in_order() -> None:

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import torch
 
+from vidrec.backends.retrieval import LocalRetrieval
+from vidrec.backends.serving_state import HOUR_MS, SERVING_DIR, ServingState
 from vidrec.config import ServingConfig
 from vidrec.features import user_spec
 from vidrec.features.ranker_input import user_tower_input
 from vidrec.models.persist import load_models
 from vidrec.models.two_tower import user_embeddings
 from vidrec.pipeline.clients import RetrievedVideo
-from vidrec.serving.retrieval import LocalRetrieval
-from vidrec.serving.state import HOUR_MS, SERVING_DIR, ServingState
 
 torch.set_num_threads(1)
 CFG = ServingConfig(fresh_max_age_h=48.0)

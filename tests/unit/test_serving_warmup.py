@@ -12,13 +12,13 @@ from typing import Any
 import numpy as np
 import pytest
 
+from vidrec.api.service import RecommendationService
+from vidrec.backends import warmup
 from vidrec.config import RankingConfig
 from vidrec.pipeline import PipelineDeps, PipelineRunner, home_surface, trending_surface
 from vidrec.pipeline.base import DependencyError
 from vidrec.pipeline.observer import NullObserver
 from vidrec.pipeline.variants import RoutingTable, VariantRoute
-from vidrec.serving import warmup
-from vidrec.serving.api.service import RecommendationService
 
 from .pipeline_fakes import (
     NOW_MS,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from vidrec.stack.cli import parse_only, stack_app
+from vidrec_dev.stack.cli import parse_only, stack_app
 
 runner = CliRunner()
 

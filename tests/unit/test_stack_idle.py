@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from vidrec.stack.cli import stack_app
-from vidrec.stack.health import GrpcCheck, health_from_json, health_to_json
-from vidrec.stack.idle import measure_idle_cpu
-from vidrec.stack.state import ServiceState, StackState, write_stack_state
+from vidrec_dev.stack.cli import stack_app
+from vidrec_dev.stack.health import GrpcCheck, health_from_json, health_to_json
+from vidrec_dev.stack.idle import measure_idle_cpu
+from vidrec_dev.stack.run_record import ServiceState, StackState, write_stack_state
 
 SPIN = "import time\nend = time.time() + 30\nwhile time.time() < end: pass\n"
 SLEEP = "import time; time.sleep(30)"

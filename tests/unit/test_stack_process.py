@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from vidrec.stack.health import (
+from vidrec_dev.stack.health import (
     CallableCheck,
     ExitCheck,
     HttpCheck,
@@ -19,7 +19,7 @@ from vidrec.stack.health import (
     health_from_json,
     health_to_json,
 )
-from vidrec.stack.process import ManagedProcess, ServiceSpec, StackError, pid_alive
+from vidrec_dev.stack.process import ManagedProcess, ServiceSpec, StackError, pid_alive
 
 
 def python(code: str) -> tuple[str, ...]:

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from vidrec.config import Config, load_config
-from vidrec.stack import prometheus
-from vidrec.stack.health import HttpCheck, RedisCheck
-from vidrec.stack.process import ServiceSpec, StackError
-from vidrec.stack.runner import Stack
-from vidrec.stack.services import build_plan, redis_spec, scrape_targets
+from vidrec_dev.stack import prometheus
+from vidrec_dev.stack.health import HttpCheck, RedisCheck
+from vidrec_dev.stack.process import ServiceSpec, StackError
+from vidrec_dev.stack.runner import Stack
+from vidrec_dev.stack.services import build_plan, redis_spec, scrape_targets
 
 needs_promtool = pytest.mark.skipif(
     not Path(prometheus.PROMTOOL).exists(), reason="promtool not installed (apt prometheus)"
@@ -121,7 +121,7 @@ def test_bento_services_find_each_other_by_url(tmp_path: Path, artefacts: Path) 
     )
     assert s["retrieval"].health == HttpCheck("http://127.0.0.1:3001/readyz")
     grpc = s["grpc"].argv
-    assert "vidrec.serving.api.grpc_server" in grpc and grpc[grpc.index("--port") + 1] == "50051"
+    assert "vidrec.api.grpc_server" in grpc and grpc[grpc.index("--port") + 1] == "50051"
     assert "--metrics-port" in grpc
 
 

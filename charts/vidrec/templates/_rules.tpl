@@ -1,6 +1,6 @@
 {{/* The SLO alert group, shared by the PrometheusRule and the promtool unit tests
 (tests/chart extracts it from the rendered PrometheusRule). Metric names: serving
-(src/vidrec/serving/api/metrics.py) and events (src/vidrec/events/metrics.py). */}}
+(src/vidrec/api/request_metrics.py) and events (src/vidrec/events/processor_metrics.py). */}}
 {{- define "vidrec.alertRules" -}}
 {{- $s := .Values.monitoring.prometheusRule.slo -}}
 - name: vidrec-slo

@@ -18,8 +18,8 @@ from vidrec.config import RedisConfig, load_config
 from vidrec.events import settings
 from vidrec.events.creators import catalogue_of
 from vidrec.events.lake import LakeWriter
-from vidrec.events.metrics import PrometheusEvents, StreamCollector
 from vidrec.events.processor import EventProcessor
+from vidrec.events.processor_metrics import PrometheusEvents, StreamCollector
 from vidrec.events.streams import Client, default_consumer, stream_names
 from vidrec.security import redis_conn
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from vidrec.backends.serving_state import SERVING_DIR, VIDEOS_FILE, Catalogue, ServingState
 from vidrec.events.keys import creator_key
 from vidrec.events.streams import Client
 from vidrec.schema import EngagementEvent, EventType
-from vidrec.serving.state import SERVING_DIR, VIDEOS_FILE, Catalogue, ServingState
 
 
 def catalogue_of(artefacts: Path) -> Catalogue:

@@ -23,6 +23,8 @@ from typing import Protocol
 import redis
 from redis.cluster import RedisCluster
 
+from vidrec.backends.impressions import request_variant_key
+from vidrec.backends.serving_state import Catalogue
 from vidrec.config import Config
 from vidrec.events import settings
 from vidrec.events.counters import CounterWriter
@@ -33,12 +35,10 @@ from vidrec.events.trending import TrendingWriter
 from vidrec.schema import EngagementEvent, EventType
 from vidrec.security.forget import forgotten_among
 from vidrec.security.pseudonym import Pseudonymizer
-from vidrec.serving.impressions import request_variant_key
-from vidrec.serving.state import Catalogue
 
 
 class EventObserver(Protocol):
-    """What a consumer reports; :mod:`vidrec.events.metrics` turns it into Prometheus."""
+    """What a consumer reports; :mod:`vidrec.events.processor_metrics` turns it into Prometheus."""
 
     def processed(self, n: int) -> None: ...
 

@@ -17,8 +17,8 @@ from rich.progress import track
 
 from vidrec.config import FeatureConfig
 from vidrec.features.context import DAY_MS, context_vectors
+from vidrec.features.point_in_time import DEFAULT_FEATURES, FeatureState
 from vidrec.features.ranker_input import assemble, user_tower_input
-from vidrec.features.state import DEFAULT_FEATURES, FeatureState
 from vidrec.schema import EventType
 
 CHUNK_ROWS = 200_000

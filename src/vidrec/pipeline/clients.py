@@ -3,7 +3,7 @@
 Retrieval answers in columns (:class:`~vidrec.pipeline.candidates.Retrieved`), so a source
 wraps its result without building an object per video.
 
-Stages receive these injected. Implementations live in ``vidrec.serving``: in-process ones
+Stages receive these injected. Implementations live in ``vidrec.backends``: in-process ones
 (the retrieval index, Redis feature fetcher and Triton client used directly) and remote ones
 (the BentoML Retrieval / Features services over HTTP). All raise
 :class:`vidrec.pipeline.base.DependencyError` for failures a policy may absorb.

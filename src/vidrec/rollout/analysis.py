@@ -23,8 +23,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from vidrec.api.request_metrics import SCORE_BUCKETS
 from vidrec.rollout import stats
-from vidrec.serving.api.metrics import SCORE_BUCKETS
 
 if TYPE_CHECKING:
     from vidrec.rollout.spec import MetricSpec

@@ -37,7 +37,7 @@ class DependencyError(RuntimeError):
 
 
 class Models(Protocol):
-    """Model state in the serving backend (``vidrec.rollout.models.TritonModels``)."""
+    """Model state in the serving backend (``vidrec.rollout.triton_control.TritonModels``)."""
 
     def ready(self, version: int) -> bool: ...
     def ensure_loaded(self, version: int) -> None: ...
@@ -108,7 +108,7 @@ def build_deps(spec: RolloutSpec, namespace: str, settings: OperatorSettings) ->
     providers = {"prometheus": PROVIDERS["prometheus"](settings.prometheus_url)}  # type: ignore[call-arg]
     models: Models = ExternalModels()
     if settings.triton_url:
-        from vidrec.rollout.models import TritonModels
+        from vidrec.rollout.triton_control import TritonModels
 
         models = TritonModels(settings.triton_url, spec.model)
     router = ROUTERS[spec.traffic_router.type](target)

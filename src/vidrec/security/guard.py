@@ -1,6 +1,6 @@
 """The front door of the public API: authenticate, then rate-limit, one call per request.
 
-HTTP (``vidrec.serving.api.http_app``) and gRPC (``grpc_server``) both call
+HTTP (``vidrec.api.http_app``) and gRPC (``grpc_server``) both call
 :meth:`Guard.admit` and only translate its outcome: :class:`~.auth.AuthError` → 401 /
 UNAUTHENTICATED, :class:`RateLimited` → 429 + ``Retry-After`` / RESOURCE_EXHAUSTED. The rate
 limit is per client: the API-key id or JWT ``sub`` when auth is on, else the peer address.

@@ -77,7 +77,7 @@ class _TableRouter:
 
 
 class GatewayTableRouter(_TableRouter):
-    """The table in a Redis key: what ``vidrec.serving.routing.RoutingCache`` reads."""
+    """The table in a Redis key: what ``vidrec.backends.routing.RoutingCache`` reads."""
 
     def __init__(
         self,
