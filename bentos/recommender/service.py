@@ -20,8 +20,6 @@ from typing import Any
 import bentoml
 import numpy as np
 
-from vidrec.config import load_config
-from vidrec.features import make_store, user_spec
 from vidrec.api.compose import build_api, keep_live, redis_client
 from vidrec.api.http_app import create_app
 from vidrec.backends.features import FeatureFetcher
@@ -29,9 +27,10 @@ from vidrec.backends.remote import RemoteRetrieval, to_columns
 from vidrec.backends.retrieval import LocalRetrieval
 from vidrec.backends.serving_state import ServingState
 from vidrec.backends.warmup import warm_up
+from vidrec.config import load_config
+from vidrec.features import make_store, user_spec
 
 CFG = load_config()
-SLA_MS = CFG.serving.deadline_total_ms
 app = create_app()
 
 

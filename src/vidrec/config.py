@@ -92,7 +92,7 @@ class ServingConfig:
     """The request path. Deadlines are per stage, in milliseconds; the SLA is p99 < 100 ms."""
 
     artefacts_dir: Path = field(default_factory=lambda: REPO_ROOT / "artifacts" / "demo")
-    # Candidate counts per source (DESIGN: two-tower ~400, union capped at 1,000).
+    # Candidate counts per source: two-tower ~400, the union capped at 1,000.
     two_tower_k: int = 400
     related_k: int = 100
     # Item-item neighbours precomputed per video with the index (`vidrec build`); serving
@@ -146,7 +146,6 @@ class ServingConfig:
     retrieval_mode: str = "local"
     # Service endpoints (the local stack and the Helm chart set these).
     retrieval_url: str = "http://127.0.0.1:3001"
-    features_url: str = "http://127.0.0.1:3002"
     recommender_port: int = 3000
     retrieval_port: int = 3001
     features_port: int = 3002

@@ -109,7 +109,6 @@ def test_bento_services_find_each_other_by_url(tmp_path: Path, artefacts: Path) 
         *("--host", "127.0.0.1", "--port", "3000"),
     )
     assert rec.env["VIDREC_SERVING__RETRIEVAL_URL"] == "http://127.0.0.1:3001"
-    assert rec.env["VIDREC_SERVING__FEATURES_URL"] == "http://127.0.0.1:3002"
     assert rec.env["VIDREC_REDIS__URL"] == "redis://127.0.0.1:7001/0"
     assert rec.env["VIDREC_REDIS__CLUSTER"] == "true"
     assert rec.env["VIDREC_SERVING__ARTEFACTS_DIR"] == str(artefacts.resolve())

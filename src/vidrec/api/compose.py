@@ -151,7 +151,3 @@ def keep_live(
     trending = TrendingWriter(client, cfg.events.dedupe_ttl_s)
     LiveTrending(trending, state, cfg.data.regions, cfg.serving.trending_k).start()
     return launch(state, client, videos_stream(cfg.serving.event_stream_prefix), local, store)
-
-
-def build_service(cfg: Config) -> RecommendationService:
-    return build_api(cfg).service

@@ -22,7 +22,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
 from vidrec.errors import InputError
@@ -125,7 +124,3 @@ def view(
         raw_of,
         source_events,
     )
-
-
-def raw_ids(ids: np.ndarray, view_: PrivacyView) -> np.ndarray:
-    return np.asarray(view_.to_raw(ids.tolist()), dtype=np.int64)

@@ -21,8 +21,6 @@ class Profile:
     two_tower_epochs: int
     ranker_epochs: int
     batch_size: int
-    index_kind: str = "hnsw"
-    mf_factors: int = 32
 
 
 PROFILES: dict[str, Profile] = {

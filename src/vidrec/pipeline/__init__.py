@@ -1,6 +1,6 @@
 """The online request pipeline: stages of a few kinds, composed into surfaces, run by a runner.
 
-See docs/architecture.md and STYLE.md §1. Contracts: :mod:`.base` and :mod:`.clients`.
+See docs/architecture.md. Contracts: :mod:`.base` and :mod:`.clients`.
 """
 
 from vidrec.pipeline.base import (

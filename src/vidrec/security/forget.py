@@ -89,10 +89,6 @@ class Eraser:
         deleted = int(self.client.delete(*user_keys(user_id, self.n_buckets)))
         return Forgotten(user_id, deleted, now, already=not first)
 
-    def is_forgotten(self, user_id: int) -> bool:
-        pseudo = self.pseudonyms.user(user_id)
-        return bool(self.client.exists(tombstone_key(user_id, pseudo, self.n_buckets)))
-
 
 def tombstones_in_redis(client: Client, tombstone_hash: str) -> dict[int, int]:
     """Every tombstone: pseudonym → deleted at (ms)."""

@@ -234,7 +234,6 @@ def bench_config(run_dir: Path, artefacts_dir: Path, ports: BenchPorts) -> Confi
             base.serving,
             artefacts_dir=artefacts_dir,
             retrieval_url=f"http://127.0.0.1:{ports.retrieval}",
-            features_url=f"http://127.0.0.1:{ports.features}",
             recommender_port=ports.recommender,
             retrieval_port=ports.retrieval,
             features_port=ports.features,

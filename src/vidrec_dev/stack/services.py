@@ -69,7 +69,6 @@ def stack_env(cfg: Config, artefacts_dir: Path) -> dict[str, str]:
         "VIDREC_REDIS__CLUSTER": "true" if cfg.stack.redis_cluster else "false",
         "VIDREC_SERVING__ARTEFACTS_DIR": str(artefacts_dir.resolve()),
         "VIDREC_SERVING__RETRIEVAL_URL": http_url(s.retrieval_port),
-        "VIDREC_SERVING__FEATURES_URL": http_url(s.features_port),
         "VIDREC_SERVING__RECOMMENDER_PORT": str(s.recommender_port),
         "VIDREC_SERVING__RETRIEVAL_PORT": str(s.retrieval_port),
         "VIDREC_SERVING__FEATURES_PORT": str(s.features_port),

@@ -1,5 +1,5 @@
-"""The home feed (DESIGN "One home-feed request"). Unknown or anonymous users get the
-trending surface for their region instead (cold start, not an error)."""
+"""The home feed: sources → hydration → filters → ranking → mixers. Unknown or anonymous
+users get the trending surface for their region instead (cold start, not an error)."""
 
 from __future__ import annotations
 
