@@ -22,11 +22,11 @@ import numpy as np
 
 from vidrec.api.compose import build_api, keep_live, redis_client
 from vidrec.api.http_app import create_app
+from vidrec.api.warmup import warm_up
 from vidrec.backends.features import FeatureFetcher
 from vidrec.backends.remote import RemoteRetrieval, to_columns
 from vidrec.backends.retrieval import LocalRetrieval
 from vidrec.backends.serving_state import ServingState
-from vidrec.backends.warmup import warm_up
 from vidrec.config import load_config
 from vidrec.features import make_store, user_spec
 

@@ -137,7 +137,7 @@ class ServingConfig:
     # (gc.freeze): they stalled requests for 50+ ms. False only to measure the difference.
     gc_freeze: bool = True
     # Before it reports ready, a serving process runs requests through its own surfaces until
-    # they answer undegraded (vidrec.backends.warmup), at most this long; 0 = no warm-up.
+    # they answer undegraded (vidrec.api.warmup), at most this long; 0 = no warm-up.
     warmup_s: float = 30.0
     variant_salt: str = "vidrec-variants-v1"
     # "local": the Recommender holds the ANN index and rule tables (fastest: no hop);

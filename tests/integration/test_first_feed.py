@@ -4,7 +4,7 @@ Unlike the other stack tests, this stack runs with the production stage deadline
 milliseconds): a cold process — first Triton inference, first user-tower run, first FAISS
 search, first Redis connections — used to miss them on its first requests and answer
 ``degraded`` (``scorer/triton_ranker:timeout``, ``pipeline/total:timeout``). Serving now warms
-itself before readiness (``vidrec.backends.warmup``); ``VIDREC_SERVING__WARMUP_S=0`` turns that
+itself before readiness (``vidrec.api.warmup``); ``VIDREC_SERVING__WARMUP_S=0`` turns that
 off and makes this test fail again.
 """
 

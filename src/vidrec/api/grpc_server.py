@@ -153,7 +153,7 @@ async def start_server(api: Api, port: int, host: str = "127.0.0.1") -> grpc.aio
 
 async def _serve(port: int, metrics_port: int, host: str) -> None:
     from vidrec.api.compose import build_api
-    from vidrec.backends.warmup import warm_up
+    from vidrec.api.warmup import warm_up
     from vidrec.config import load_config
 
     cfg = load_config()

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from vidrec.api import warmup
 from vidrec.api.service import RecommendationService
-from vidrec.backends import warmup
 from vidrec.config import RankingConfig
 from vidrec.pipeline import PipelineDeps, PipelineRunner, home_surface, trending_surface
 from vidrec.pipeline.base import DependencyError
