@@ -1,0 +1,140 @@
+"""Profile the recommender worker under HTTP load at bench scale: where its CPU goes.
+
+Starts the same stack as ``vidrec bench serving`` over a scale catalogue it already built
+(``--scale``, e.g. ``runs/bench-1m/scale-1000000``), drives the home feed with one
+closed-loop client, prints each service's CPU ms per request for a plain window and for a
+window under ``py-spy record`` (raw collapsed stacks, one line per stack, ``--threads``), and
+summarises the event-loop thread: pipeline against the HTTP layer around it.
+
+    .venv/bin/python benchmarks/profile_recommender.py --scale runs/bench-1m/scale-1000000 \\
+        --out runs/prof-1m --seconds 25
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+
+from vidrec.features import make_store
+from vidrec_dev.bench.cpu import ProcessTreeCPU, cpu_seconds, process_table, tree_pids
+from vidrec_dev.bench.scale_artefacts import (
+    load_scale_catalog,
+    write_scale_vectors,
+    write_serving_table,
+)
+from vidrec_dev.bench.serving import (
+    CLOCK_FILE,
+    SERVING_DIR,
+    STACK_SERVICES,
+    BenchPorts,
+    bench_config,
+    closed_loop,
+    known_users,
+    service_roots,
+)
+from vidrec_dev.stack import Stack
+
+CATEGORIES = (  # first match wins, on the event-loop thread's stacks
+    ("waiting in epoll", ("EpollSelector.select",)),
+    ("pipeline (runner, stages, effects)", ("PipelineRunner",)),
+    ("grpc.aio callbacks (ranker client)", ("grpc",)),
+    (
+        "HTTP: BentoML middlewares (access log, OpenTelemetry, metrics) and the response send",
+        ("bentoml/_internal/server", "opentelemetry", "asgi/__init__"),
+    ),
+    ("HTTP: uvicorn h11 + socket I/O", ("h11",)),
+)
+
+
+def loop_thread_shares(raw: Path) -> dict[str, float]:
+    """Share of the main thread's samples per category, epoll wait left out of the total."""
+    counts: Counter[str] = Counter()
+    for line in raw.read_text().splitlines():
+        stack, n = line.rsplit(" ", 1)
+        if "MainThread" not in stack.split(";", 1)[0]:
+            continue
+        name = next(
+            (c for c, markers in CATEGORIES if any(m in stack for m in markers)),
+            "HTTP: Starlette routing, the API service, other",
+        )
+        counts[name] += int(n)
+    busy = sum(v for k, v in counts.items() if k != "waiting in epoll") or 1
+    return {k: round(v / busy, 3) for k, v in counts.most_common() if k != "waiting in epoll"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", type=Path, required=True, help="A built scale catalogue.")
+    parser.add_argument("--out", type=Path, default=Path("runs/prof"))
+    parser.add_argument("--seconds", type=float, default=25.0, help="Per window.")
+    args = parser.parse_args()
+    scale, out = args.scale.resolve(), args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    console = Console()
+    cfg = bench_config(out / "run", scale, BenchPorts.free())
+    stack = Stack(cfg, scale, console)
+    try:
+        stack.up(only={"redis", "prepare"}, progress=False)
+        table = write_serving_table(scale, load_scale_catalog(scale))
+        at_ms = int(json.loads((scale / SERVING_DIR / CLOCK_FILE).read_text())["log_end_ms"])
+        store = make_store(cfg.redis, cfg.features.n_buckets)
+        write_scale_vectors(store, table, at_ms)
+        store.close()
+        stack.up(only=STACK_SERVICES, progress=False)
+        roots = service_roots(stack)
+        users = known_users(scale)
+        url = f"http://127.0.0.1:{cfg.serving.recommender_port}/api/v1/recommendations/home"
+
+        async def window(spy: list[str] | None) -> dict[str, object]:
+            async with httpx.AsyncClient(timeout=10) as http:
+
+                async def home(rng: random.Random) -> bool:
+                    r = await http.get(url, params={"user_id": rng.choice(users), "count": 20})
+                    return r.status_code == 200 and not r.json()["degraded"]
+
+                for _ in range(50):
+                    await home(random.Random(0))
+                meter = ProcessTreeCPU(roots)
+                before = meter.sample()
+                proc = subprocess.Popen(spy) if spy else None
+                latencies, bad = await closed_loop(home, 1, args.seconds)
+                spent = cpu_seconds(before, meter.sample())
+                if proc is not None:
+                    proc.wait()
+                n = max(len(latencies), 1)
+                return {
+                    "requests": len(latencies),
+                    "degraded": bad,
+                    "cpu_ms_per_request": {k: round(v * 1000 / n, 2) for k, v in spent.items()},
+                }
+
+        plain = asyncio.run(window(None))
+        console.print("plain window", plain)
+        table_now = process_table()
+        pids = tree_pids(roots["recommender"], table_now)
+        worker = max(pids, key=lambda p: table_now[p].utime + table_now[p].stime)
+        raw = out / "worker.txt"
+        spy = [
+            *("py-spy", "record", "-p", str(worker), "-d", str(int(args.seconds))),
+            *("-r", "200", "-f", "raw", "-o", str(raw), "--threads"),
+        ]
+        profiled = asyncio.run(window(spy))
+        shares = loop_thread_shares(raw)
+        console.print("profiled window", profiled)
+        console.print("event-loop thread, share of busy samples", shares)
+        result = {"plain": plain, "profiled": profiled, "loop_thread_shares": shares}
+        (out / "profile.json").write_text(json.dumps(result, indent=1) + "\n")
+    finally:
+        stack.down()
+
+
+if __name__ == "__main__":
+    main()
