@@ -19,6 +19,7 @@ from typing import Any
 
 import bentoml
 import numpy as np
+from bentoml.exceptions import InvalidArgument
 
 from vidrec.api.compose import build_api, keep_live, redis_client
 from vidrec.api.http_app import create_app
@@ -29,6 +30,7 @@ from vidrec.backends.retrieval import LocalRetrieval
 from vidrec.backends.serving_state import ServingState
 from vidrec.config import load_config
 from vidrec.features import make_store, user_spec
+from vidrec.pipeline.retrievers import Query
 
 CFG = load_config()
 app = create_app()
@@ -48,33 +50,18 @@ class Retrieval:
             keep_live(CFG, state, redis_client(store), self.r, store)
 
     @bentoml.api
-    async def two_tower(self, user_vector_b64: str, history: list[int], k: int) -> dict[str, Any]:
-        vector = np.frombuffer(base64.b64decode(user_vector_b64), dtype=np.float32)
-        return to_columns(await self.r.two_tower(vector, history, k))
-
-    @bentoml.api
-    async def related(self, video_ids: list[int], k: int) -> dict[str, Any]:
-        return to_columns(await self.r.related(video_ids, k))
-
-    @bentoml.api
-    async def trending(self, region: str, k: int) -> dict[str, Any]:
-        return to_columns(await self.r.trending(region, k))
-
-    @bentoml.api
-    async def fresh(self, k: int, now_ms: int) -> dict[str, Any]:
-        return to_columns(await self.r.fresh(k, now_ms))
-
-    @bentoml.api
-    async def same_creator(self, video_ids: list[int], k: int) -> dict[str, Any]:
-        return to_columns(await self.r.same_creator(video_ids, k))
-
-    @bentoml.api
-    async def by_category(self, category: int, k: int) -> dict[str, Any]:
-        return to_columns(await self.r.by_category(category, k))
-
-    @bentoml.api
-    async def popular(self, k: int) -> dict[str, Any]:
-        return to_columns(await self.r.popular(k))
+    async def retrieve(self, name: str, query: dict[str, Any], k: int) -> dict[str, Any]:
+        """Any registered retriever (``vidrec.pipeline.retrievers``): one endpoint for all."""
+        try:
+            parsed = Query.from_json(query)
+        except ValueError as exc:
+            raise InvalidArgument(str(exc)) from None
+        if k < 1:
+            raise InvalidArgument(f"k: must be >= 1, got {k}")
+        try:
+            return to_columns(await self.r.retrieve(name, parsed, k))
+        except KeyError as exc:
+            raise InvalidArgument(f"name: {exc.args[0]}") from None
 
 
 @bentoml.service(name="vidrec-features", traffic={"timeout": 10})

@@ -172,7 +172,7 @@ def models_show(
     artefacts: Annotated[Path, typer.Argument(help="An artefact directory (has manifest.json).")],
 ) -> None:
     """Print a model artefact's version, data window and metrics against the baselines."""
-    from vidrec.offline.manifest import read_manifest
+    from vidrec.contracts.manifest import read_manifest
     from vidrec.offline.report import print_metrics
 
     print_metrics(read_manifest(artefacts / "manifest.json"))
@@ -209,6 +209,23 @@ def serve_prepare(
     cfg = load_config()
     counts = prepare_serving(artefacts, cfg.redis, cfg.features.n_buckets, progress=not quiet)
     err.print(f"serving state loaded into {cfg.redis.url}: {counts}")
+
+
+@serve_app.command("tables")
+@friendly
+def serve_tables(
+    artefacts: Annotated[Path, typer.Argument(help="An artefact directory (vidrec build).")],
+) -> None:
+    """Write the serving rule tables (catalogue, trending, log clock) into ARTEFACTS/serving.
+
+    `vidrec pipeline run` and `vidrec build` already do; run this for a directory built before
+    they did (serving reports it missing). Reads the artefact's own event log and KuaiRec.
+    """
+    from vidrec.config import load_config
+    from vidrec.offline.serving_prep import rule_tables_for
+
+    out = rule_tables_for(artefacts, load_config().data.kuairec_dir)
+    err.print(f"serving rule tables written to {out}")
 
 
 MetricsPortOpt = Annotated[int | None, typer.Option(help="Prometheus /metrics port.")]

@@ -105,17 +105,25 @@ class ServingConfig:
     same_creator_k: int = 50
     max_candidates: int = 1000
     rank_top_n: int = 500  # candidates sent to the ranker (by retrieval score)
-    # Deadlines (ms).
+    # Deadlines (ms): the one source of truth. One budget per stage kind; a stage given its
+    # own by its id in stage_deadlines_ms ("<kind>/<name>=<ms>", comma-separated in the env,
+    # e.g. "scorer/triton_ranker=60,source/two_tower=40") keeps that one instead.
     deadline_context_ms: int = 15
     deadline_sources_ms: int = 30
     deadline_filters_ms: int = 5
     deadline_hydrate_ms: int = 20
     deadline_score_ms: int = 40
     deadline_mix_ms: int = 5
+    deadline_effect_ms: int = 200  # after the response: off the request path
+    deadline_fallback_ms: int = 20
     deadline_total_ms: int = 95
-    # Circuit breaker: open after N consecutive failures, try again after reset_s.
+    stage_deadlines_ms: tuple[str, ...] = ()
+    # Circuit breakers: open after N consecutive failures, try again after reset_s. These
+    # are every dependency's; breakers ("<dependency>=<failures>/<reset_s>", e.g.
+    # "ranker=3/2.5") overrides one of features, ranker, impressions, events.
     breaker_failures: int = 5
     breaker_reset_s: float = 5.0
+    breakers: tuple[str, ...] = ()
     # Hot-video LRU in front of the feature store.
     lru_size: int = 50_000
     # Post-ranking.
@@ -165,6 +173,38 @@ class ServingConfig:
     # Serving "now": "log" = the end of the artefact's event log (demo, tests: the simulated
     # log is in 2020); "wall" = the wall clock (production, fed by the live event stream).
     clock: str = "log"
+
+    def stage_deadline_ms(self) -> dict[str, int]:
+        """``stage_deadlines_ms`` as ``{"<kind>/<name>": ms}``; a bad entry names the field."""
+        out: dict[str, int] = {}
+        for entry in self.stage_deadlines_ms:
+            stage, _, ms = entry.partition("=")
+            if "/" not in stage or not ms.strip().isdigit() or int(ms) < 1:
+                raise ValueError(
+                    f"serving.stage_deadlines_ms: {entry!r} is not '<kind>/<name>=<ms>' "
+                    "(e.g. 'scorer/triton_ranker=60')"
+                )
+            out[stage.strip()] = int(ms)
+        return out
+
+    def breaker(self, dependency: str) -> tuple[int, float]:
+        """``(failures, reset_s)`` of one dependency's circuit breaker."""
+        for entry in self.breakers:
+            name, _, value = entry.partition("=")
+            if name.strip() != dependency:
+                continue
+            failures, _, reset = value.partition("/")
+            try:
+                n, r = int(failures), float(reset)
+            except ValueError:
+                n, r = 0, 0.0
+            if n < 1 or r <= 0:
+                raise ValueError(
+                    f"serving.breakers: {entry!r} is not '<dependency>=<failures>/<reset_s>' "
+                    "(e.g. 'ranker=3/2.5')"
+                )
+            return n, r
+        return self.breaker_failures, self.breaker_reset_s
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from redis.cluster import RedisCluster
 from tests.integration.redis_servers import redis_cluster
 from vidrec.api.events import RedisStreamEventWriter
 from vidrec.config import Config, load_config
+from vidrec.events.event_log import read_events
 from vidrec.events.lake import LakeWriter
 from vidrec.events.processor import EventProcessor, Tally
 from vidrec.events.sessions import apply_event
@@ -24,7 +25,6 @@ from vidrec.events.streams import parse, stream_names
 from vidrec.events.trending import WEIGHTS, Decay
 from vidrec.features.session import SessionState, SessionStore
 from vidrec.features.stores import RedisClusterStore
-from vidrec.offline.events_io import read_events
 from vidrec.schema import EngagementEvent, EventType
 
 pytestmark = pytest.mark.integration
@@ -147,7 +147,7 @@ def test_processor_crash_and_redelivery_apply_each_event_once(client: RedisClust
             assert got.impressions[window] == by_video[(video, EventType.IMPRESSION)]
             assert got.clicks[window] == by_video[(video, EventType.CLICK)]
             assert got.watches[window] == by_video[(video, EventType.WATCH)]
-    decay, now = Decay(), T0 + 400 * 200
+    decay, now = Decay.of(cfg.events), T0 + 400 * 200
     for region in ("north", "south"):
         want: dict[int, float] = {}
         for e in distinct.values():

@@ -15,10 +15,10 @@ import onnxruntime as ort
 import pytest
 
 from tests.integration.triton_server import triton_server
+from vidrec.contracts.manifest import Manifest, read_manifest
 from vidrec.models import load_models
 from vidrec.models.mmoe import predict
 from vidrec.offline.build import EvalSample
-from vidrec.offline.manifest import Manifest, read_manifest
 from vidrec.ranking.triton_client import TritonRanker
 from vidrec.retrieval import AnnIndex
 

@@ -22,11 +22,11 @@ from vidrec.api.events import RedisStreamEventWriter
 from vidrec.config import Config, RedisConfig, load_config
 from vidrec.errors import InputError
 from vidrec.events.__main__ import connect
+from vidrec.events.event_log import read_event_log
 from vidrec.events.lake import LakeWriter
 from vidrec.events.processor import EventProcessor
 from vidrec.features.session import SESSION_ENTITY, SessionState
 from vidrec.features.stores import USER_ENTITY, RedisClusterStore, make_store
-from vidrec.offline.events_io import read_event_log
 from vidrec.schema import EngagementEvent, EventType
 from vidrec.security.forget import Eraser, LakeTombstones, tombstone_key
 from vidrec.security.lake_crypto import LakeCrypto, is_encrypted
@@ -66,7 +66,7 @@ def test_clients_authenticate_with_the_configured_password() -> None:
         store = make_store(RedisConfig(url=url, cluster=False, password=PASSWORD))
         store.put_many(USER_ENTITY, [1], [b"v"])
         assert store.get_many(USER_ENTITY, [1]) == [b"v"]
-        assert connect(RedisConfig(url=url, cluster=False, password=PASSWORD)).ping()
+        assert connect(RedisConfig(url=url, cluster=False, password=PASSWORD), 1000).ping()
         refused = make_store(RedisConfig(url=url, cluster=False))
         with pytest.raises(redis.AuthenticationError):
             refused.get_many(USER_ENTITY, [1])
@@ -98,7 +98,7 @@ def test_clients_speak_tls_with_the_configured_ca(tmp_path: Path) -> None:
     args = ["--port", "0", "--tls-port", str(port), "--tls-cert-file", str(crt),
             "--tls-key-file", str(key), "--tls-ca-cert-file", str(ca),
             "--tls-auth-clients", "no", "--requirepass", PASSWORD]  # fmt: skip
-    probe = connect(cfg)
+    probe = connect(cfg, 1000)
     with redis_with(args, port, probe.ping):
         store = make_store(cfg)
         store.put_many(USER_ENTITY, [2], [b"tls"])

@@ -16,17 +16,17 @@ from vidrec.backends.features import FeatureFetcher
 from vidrec.backends.impressions import RedisStreamImpressionSink
 from vidrec.backends.ranker import TritonRankerClient
 from vidrec.backends.routing import RoutingCache
-from vidrec.backends.serving_state import load_videos_and_events, static_dim_of
-from vidrec.config import RedisConfig, ServingConfig
+from vidrec.backends.serving_state import static_dim_of
+from vidrec.config import RedisConfig, ServingConfig, load_config
+from vidrec.contracts.manifest import read_manifest
+from vidrec.contracts.routing import RoutingTable, VariantRoute
 from vidrec.features import make_store, user_spec
 from vidrec.features.point_in_time import FeatureState
 from vidrec.features.session import SessionStore, from_events
 from vidrec.models.mmoe import predict
 from vidrec.models.persist import load_models
-from vidrec.offline.manifest import read_manifest
-from vidrec.offline.serving_prep import prepare_serving
+from vidrec.offline.serving_prep import load_videos_and_events, prepare_serving
 from vidrec.pipeline.base import Candidate, DependencyError
-from vidrec.pipeline.variants import RoutingTable, VariantRoute
 
 sys.path.insert(0, str(Path(__file__).parent))
 from redis_servers import redis_cluster, standalone_redis
@@ -50,7 +50,7 @@ def mget_calls(ports: tuple[int, ...]) -> int:
 
 def test_prepare_then_fetch_from_a_real_cluster(artefacts: Path) -> None:
     manifest = read_manifest(artefacts / "manifest.json")
-    videos, events = load_videos_and_events(artefacts, manifest)
+    videos, events = load_videos_and_events(artefacts, manifest, load_config().data.kuairec_dir)
     with redis_cluster() as cluster:
         redis_cfg = RedisConfig(url=cluster.url, cluster=True)
         counts = prepare_serving(artefacts, redis_cfg, N_BUCKETS, progress=False)

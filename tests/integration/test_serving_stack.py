@@ -211,7 +211,7 @@ def test_not_interested_event_removes_video_and_creator_next_time(
 
 
 def test_lake_holds_every_accepted_event_exactly_once(api: str, stack: Stack) -> None:
-    from vidrec.offline.events_io import read_events
+    from vidrec.events.event_log import read_events
 
     now = int(time.time() * 1000)
     batch = [event(u, v, "impression", now + i, position=i % 10)

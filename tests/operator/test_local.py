@@ -14,7 +14,7 @@ from tests.integration.redis_servers import standalone_redis
 from tests.operator.serving_metrics import Canary, fake_serving, prometheus
 from tests.operator.test_handlers import rollout
 from vidrec.config import load_config
-from vidrec.pipeline.variants import RoutingTable
+from vidrec.contracts.routing import RoutingTable
 from vidrec.rollout.local import LocalRollout, run_local
 from vidrec.rollout.operator import OperatorSettings
 

@@ -14,6 +14,7 @@ from vidrec.features.ranker_input import ranker_input_dim
 from vidrec.features.spec import VIDEO_SPEC, user_spec
 from vidrec.pipeline.base import Candidate, DependencyError, UserContext
 from vidrec.pipeline.candidates import Retrieved
+from vidrec.pipeline.retrievers import Query
 
 STATIC_DIM = 4
 SMALL_SOURCES = {"two_tower_k": 60, "related_k": 10, "trending_k": 30, "fresh_k": 15,
@@ -99,7 +100,20 @@ class InMemoryRetrieval:
         rows = np.argsort(-s, kind="stable")[:k]
         return rows[np.isfinite(s[rows])]
 
-    async def two_tower(self, user_vector: np.ndarray, history: Sequence[int], k: int) -> Retrieved:
+    async def retrieve(self, name: str, query: Query, k: int) -> Retrieved:
+        """The generic call, answered by this fake's own list of each name."""
+        lists = {
+            "two_tower": lambda: self.two_tower(query.user_vector, query.video_ids, k),
+            "related": lambda: self.related(query.video_ids, k),
+            "trending": lambda: self.trending(query.region, k),
+            "fresh": lambda: self.fresh(k, query.now_ms),
+            "same_creator": lambda: self.same_creator(query.video_ids, k),
+            "by_category": lambda: self.by_category(query.category, k),
+            "popular": lambda: self.popular(k),
+        }
+        return await lists[name]()
+
+    async def two_tower(self, user_vector: Any, history: Sequence[int], k: int) -> Retrieved:
         await self._fault("two_tower")
         q = user_vector[: self.cat.emb.shape[1]]  # the fake "user tower": a slice
         scores = self.cat.emb @ q

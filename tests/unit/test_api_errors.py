@@ -26,7 +26,7 @@ from vidrec.api.grpc_server import status_of
 from vidrec.api.http_app import Api, create_app
 from vidrec.api.request_metrics import PrometheusObserver
 from vidrec.api.service import RecommendationService
-from vidrec.pipeline.variants import DEFAULT_TABLE, RoutingTable
+from vidrec.contracts.routing import DEFAULT_TABLE, RoutingTable
 from vidrec.schema import MAX_FUTURE_SKEW_MS, EngagementEvent, HomeQuery, RelatedQuery, VideoUpload
 
 EVENT: dict[str, Any] = {"event_id": "e1", "user_id": 3, "video_id": 9, "type": "click", "ts": 1}

@@ -10,11 +10,11 @@ import pytest
 
 from vidrec.api.service import BUG_STAGE, RecommendationService, to_items
 from vidrec.config import ServingConfig
+from vidrec.contracts.routing import RoutingTable, VariantRoute
 from vidrec.pipeline.base import Candidate, Policy, RequestContext
 from vidrec.pipeline.candidates import Candidates
 from vidrec.pipeline.observer import NullObserver, RecordingObserver
 from vidrec.pipeline.runner import PipelineRunner, Surface
-from vidrec.pipeline.variants import RoutingTable, VariantRoute
 from vidrec.schema import HomeQuery, RelatedQuery, TrendingQuery
 
 TABLE = RoutingTable((VariantRoute("stable", 50, 1), VariantRoute("canary", 50, 2)))

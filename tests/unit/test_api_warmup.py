@@ -15,10 +15,10 @@ import pytest
 from vidrec.api import warmup
 from vidrec.api.service import RecommendationService
 from vidrec.config import RankingConfig
+from vidrec.contracts.routing import RoutingTable, VariantRoute
 from vidrec.pipeline import PipelineDeps, PipelineRunner, home_surface, trending_surface
 from vidrec.pipeline.base import DependencyError
 from vidrec.pipeline.observer import NullObserver
-from vidrec.pipeline.variants import RoutingTable, VariantRoute
 
 from .pipeline_fakes import (
     NOW_MS,

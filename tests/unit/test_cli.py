@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from vidrec.config import REPO_ROOT
-from vidrec.offline.events_io import write_events
+from vidrec.events.event_log import write_events
 from vidrec.schema import EVENT_SCHEMA
 
 EXIT_INPUT = 2

@@ -16,6 +16,7 @@ import torch
 from vidrec.backends.coldstart import ItemEmbedder, load_item_embedder, videos_frame
 from vidrec.backends.retrieval import LocalRetrieval, NewVideos
 from vidrec.backends.serving_state import ServingState
+from vidrec.pipeline.retrievers import Query
 from vidrec.schema import VideoUpload
 
 torch.set_num_threads(1)
@@ -67,12 +68,18 @@ def test_new_video_is_a_unit_vector_found_next_to_its_nearest_existing_video(
     assert np.linalg.norm(new.embeddings[0]) == pytest.approx(1.0, abs=1e-5)
     ids, _ = r.index.search(new.embeddings, 1)
     nearest = int(ids[0, 0])  # the existing video most like the upload
-    assert NEW_ID not in [v.video_id for v in run(r.related([nearest], 20))]
+    assert NEW_ID not in [
+        v.video_id for v in run(r.retrieve("related", Query(video_ids=(nearest,)), 20))
+    ]
 
     assert r.add_videos(new) == 1
 
-    assert NEW_ID in [v.video_id for v in run(r.related([nearest], 20))]
-    own = run(r.related([NEW_ID], 5))  # and the new video is an anchor itself
+    assert NEW_ID in [
+        v.video_id for v in run(r.retrieve("related", Query(video_ids=(nearest,)), 20))
+    ]
+    own = run(
+        r.retrieve("related", Query(video_ids=(NEW_ID,)), 5)
+    )  # and the new video is an anchor itself
     assert own and NEW_ID not in [v.video_id for v in own]
 
 
@@ -91,10 +98,13 @@ def test_live_add_keeps_old_ids_and_serves_the_upload_as_fresh(
 
     found, _ = r.index.search(state.item_embeddings[:50], 1)
     assert (found[:, 0] == old_ids).mean() > 0.95  # HNSW: each old video still finds itself
-    fresh = run(r.fresh(3, state.clock_ms()))
+    fresh = run(r.retrieve("fresh", Query(now_ms=state.clock_ms()), 3))
     assert {v.video_id for v in fresh} == set(new.video_id.tolist())
     creator = int(new.creator_id[0])
-    assert NEW_ID in [v.video_id for v in run(r.same_creator([int(old_ids[0])], 200))]
+    assert NEW_ID in [
+        v.video_id
+        for v in run(r.retrieve("same_creator", Query(video_ids=(int(old_ids[0]),)), 200))
+    ]
     assert r.catalogue.creator_id[r.catalogue.rows(np.asarray([NEW_ID]))[0][0]] == creator
 
 

@@ -19,6 +19,7 @@ from vidrec.backends.coldstart import ColdStart, ItemEmbedder, blocking_read_ms
 from vidrec.backends.retrieval import LocalRetrieval
 from vidrec.backends.serving_state import ServingState
 from vidrec.features import VIDEO_ENTITY, VIDEO_SPEC, RedisStore, unpack
+from vidrec.pipeline.retrievers import Query
 from vidrec.schema import EngagementEvent, EventType
 
 PREFIX = "test:events"
@@ -56,7 +57,9 @@ def test_upload_becomes_retrievable_with_a_feature_vector(parts: Parts) -> None:
 
     run(writer.append_video(video))
     assert cold.poll() == 1
-    assert NEW_ID in [v.video_id for v in run(retrieval.fresh(5, state.clock_ms()))]
+    assert NEW_ID in [
+        v.video_id for v in run(retrieval.retrieve("fresh", Query(now_ms=state.clock_ms()), 5))
+    ]
     assert NEW_ID + 5 not in retrieval.catalogue.video_id
 
     (blob,) = store.get_many(VIDEO_ENTITY, [NEW_ID])

@@ -9,8 +9,8 @@ import pytest
 import redis
 
 from tests.integration.redis_servers import standalone_redis
-from vidrec.backends.serving_state import Catalogue
 from vidrec.config import load_config
+from vidrec.contracts.catalogue import Catalogue
 from vidrec.events.processor import EventProcessor, Tally
 from vidrec.events.streams import Client, Entry
 from vidrec.features.session import SessionStore

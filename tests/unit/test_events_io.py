@@ -4,7 +4,7 @@ import polars as pl
 import pytest
 
 from vidrec.errors import InputError
-from vidrec.offline.events_io import read_events, write_events
+from vidrec.events.event_log import read_events, write_events
 from vidrec.schema import EVENT_SCHEMA
 
 

@@ -8,7 +8,8 @@ import pytest
 import redis
 
 from tests.integration.redis_servers import standalone_redis
-from vidrec.events.trending import HOUR_MS, Decay, TrendingWriter
+from vidrec.contracts.trending import HOUR_MS, Decay
+from vidrec.events.trending import TrendingWriter
 from vidrec.schema import EngagementEvent, EventType
 
 

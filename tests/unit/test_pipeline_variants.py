@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vidrec.pipeline.variants import (
+from vidrec.contracts.routing import (
     DEFAULT_TABLE,
     RoutingTable,
     VariantRoute,

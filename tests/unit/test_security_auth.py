@@ -19,7 +19,7 @@ from vidrec.api.http_app import Api, create_app
 from vidrec.api.request_metrics import PrometheusObserver
 from vidrec.api.service import RecommendationService
 from vidrec.config import ServingConfig, load_config
-from vidrec.pipeline.variants import DEFAULT_TABLE, RoutingTable
+from vidrec.contracts.routing import DEFAULT_TABLE, RoutingTable
 from vidrec.security.auth import FORGET_SCOPE, Authenticator, AuthError, key_id
 from vidrec.security.forget import Forgotten
 from vidrec.security.guard import Guard, RateLimited

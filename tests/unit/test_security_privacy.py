@@ -12,10 +12,10 @@ import pytest
 from tests.unit.data_fixtures import real_catalog
 from vidrec.data.simulator import SimConfig, simulate
 from vidrec.errors import InputError
+from vidrec.events.event_log import read_event_log, read_events, write_events
 from vidrec.features import build_training_tables
 from vidrec.offline import privacy
 from vidrec.offline.catalog import videos_as_of_log
-from vidrec.offline.events_io import read_event_log, read_events, write_events
 from vidrec.security.forget import LakeTombstones
 from vidrec.security.lake_crypto import LakeCrypto, LakeKeyError, is_encrypted, parse_key
 from vidrec.security.pseudonym import Pseudonymizer

@@ -13,6 +13,7 @@ from vidrec.backends.retrieval import LocalRetrieval
 from vidrec.backends.serving_state import ServingState
 from vidrec.config import ServingConfig
 from vidrec.events.trending import TrendingWriter
+from vidrec.pipeline.retrievers import Query
 from vidrec.schema import EngagementEvent, EventType
 
 NOW = 1_790_000_000_000
@@ -26,7 +27,7 @@ def click(i: int, video: int, region: str) -> EngagementEvent:
 def test_live_sets_replace_the_offline_table_for_their_region_only(artefacts: Path) -> None:
     state = ServingState.load(artefacts)
     retrieval = LocalRetrieval(state, ServingConfig())
-    offline_south = asyncio.run(retrieval.trending("south", 5))
+    offline_south = asyncio.run(retrieval.retrieve("trending", Query(region="south"), 5))
     with standalone_redis() as url:
         client = redis.Redis.from_url(url)
         writer = TrendingWriter(client, ttl_s=600)
@@ -35,6 +36,6 @@ def test_live_sets_replace_the_offline_table_for_their_region_only(artefacts: Pa
         live = LiveTrending(writer, state, ("north", "south"), k=10)
         assert live.refresh_once(NOW) == 1  # only north has live data
         client.close()
-    north = asyncio.run(retrieval.trending("north", 3))
+    north = asyncio.run(retrieval.retrieve("trending", Query(region="north"), 3))
     assert [v.video_id for v in north] == [7, 3, 11]
-    assert asyncio.run(retrieval.trending("south", 5)) == offline_south
+    assert asyncio.run(retrieval.retrieve("trending", Query(region="south"), 5)) == offline_south

@@ -19,6 +19,7 @@ from vidrec.backends.coldstart import ItemEmbedder, load_item_embedder
 from vidrec.backends.retrieval import LocalRetrieval
 from vidrec.backends.serving_state import ServingState
 from vidrec.config import ServingConfig
+from vidrec.pipeline.retrievers import Query
 from vidrec.retrieval import build_neighbour_lists, exact_index
 from vidrec.retrieval.neighbours import NEIGHBOUR_FILES
 
@@ -27,7 +28,9 @@ CFG = ServingConfig()
 
 
 def related_ids(r: LocalRetrieval, anchors: list[int], k: int) -> list[int]:
-    return [v.video_id for v in asyncio.run(r.related(anchors, k))]
+    return [
+        v.video_id for v in asyncio.run(r.retrieve("related", Query(video_ids=tuple(anchors)), k))
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +86,8 @@ def test_related_is_identical_on_an_exact_index(state: ServingState) -> None:
     rng = np.random.default_rng(2)
     for k in (1, 30, 50):
         anchors = rng.choice(state.embedding_ids, 5, replace=False).tolist()
-        a = asyncio.run(with_lists.related([*anchors, -5], k))
-        b = asyncio.run(searched.related([*anchors, -5], k))
+        a = asyncio.run(with_lists.retrieve("related", Query(video_ids=(*anchors, -5)), k))
+        b = asyncio.run(searched.retrieve("related", Query(video_ids=(*anchors, -5)), k))
         assert [(v.video_id, v.anchor_video_id) for v in a] == [
             (v.video_id, v.anchor_video_id) for v in b
         ]
@@ -158,7 +161,9 @@ def test_related_during_uploads_never_fails_or_returns_unknown_ids(
     def read() -> None:
         try:
             while not done.is_set():
-                got = asyncio.run(r.related([nearest, base, NEW_ID], 50))
+                got = asyncio.run(
+                    r.retrieve("related", Query(video_ids=(nearest, base, NEW_ID)), 50)
+                )
                 ids = np.array([v.video_id for v in got], dtype=np.int64)
                 assert ids.size == np.unique(ids).size > 0
                 assert r.catalogue.rows(ids)[1].all()

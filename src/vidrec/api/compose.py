@@ -31,11 +31,12 @@ from vidrec.backends.retrieval import LocalRetrieval
 from vidrec.backends.routing import RoutingCache, file_reader
 from vidrec.backends.serving_state import ServingState
 from vidrec.config import Config
-from vidrec.events.trending import TrendingWriter
+from vidrec.contracts.trending import Decay, TrendingSets
 from vidrec.features import make_store, user_spec
 from vidrec.features.stores import OnlineStore
 from vidrec.pipeline.clients import RetrievalClient
 from vidrec.pipeline.fallbacks import PopularList
+from vidrec.pipeline.resilience import CircuitBreaker
 from vidrec.pipeline.runner import PipelineRunner
 from vidrec.pipeline.surfaces import (
     PipelineDeps,
@@ -77,10 +78,11 @@ def build_api(
     reader = file_reader(s.routing_file) if s.routing_file else None  # a mounted ConfigMap
     routing = RoutingCache(client, s.routing_key, s.variant_salt, reader=reader)
     t = cfg.triton
-    score_timeout_s = s.deadline_score_ms / 1000
+    score_ms = s.stage_deadline_ms().get("scorer/triton_ranker", s.deadline_score_ms)
     ranker = TritonRankerClient(
-        f"{t.host}:{t.grpc_port}", t.model_name, score_timeout_s, routing.version_for_variant
-    )
+        f"{t.host}:{t.grpc_port}", t.model_name, score_ms / 1000, routing.version_for_variant,
+        breaker=CircuitBreaker.of(s, "ranker"),
+    )  # fmt: skip
     local: LocalRetrieval | None = None
     if retrieval is None:
         retrieval = local = LocalRetrieval(state, s)
@@ -89,7 +91,11 @@ def build_api(
         features=features,
         ranker=ranker,
         impressions=RedisStreamImpressionSink(
-            client, s.impression_stream, IMPRESSION_MAXLEN, pseudonyms=pseudonyms
+            client,
+            s.impression_stream,
+            IMPRESSION_MAXLEN,
+            pseudonyms=pseudonyms,
+            breaker=CircuitBreaker.of(s, "impressions"),
         ),
         head_weights=cfg.ranking.head_weights,
         popular=PopularList(retrieval, s.popular_refresh_s, s.popular_k),
@@ -123,6 +129,7 @@ def build_api(
         s.event_partitions,
         max_stream_len=cfg.events.max_stream_len,
         retry_after_s=cfg.events.retry_after_s,
+        breaker=CircuitBreaker.of(s, "events"),
     )
     intake = EventIntake(writer)
     # The process that owns the index keeps it live (remote mode: the Retrieval service).
@@ -148,6 +155,6 @@ def keep_live(
 ) -> ColdStart | None:
     """Background work of the process that owns the index: new uploads join it (cold start),
     and trending follows the event processor's per-region sets."""
-    trending = TrendingWriter(client, cfg.events.dedupe_ttl_s)
+    trending = TrendingSets(client, Decay.of(cfg.events))
     LiveTrending(trending, state, cfg.data.regions, cfg.serving.trending_k).start()
     return launch(state, client, videos_stream(cfg.serving.event_stream_prefix), local, store)

@@ -28,6 +28,7 @@ from redis.cluster import RedisCluster
 
 from vidrec.api.errors import ApiError, check_batch_size, from_validation_error
 from vidrec.backends.calls import BlockingCalls
+from vidrec.config import ServingConfig
 from vidrec.pipeline.base import DependencyError
 from vidrec.pipeline.resilience import CircuitBreaker
 from vidrec.schema import MAX_FUTURE_SKEW_MS, EngagementEvent, EventType, VideoUpload
@@ -176,6 +177,7 @@ class RedisStreamEventWriter:
         max_stream_len: int = MAX_STREAM_LEN,
         lengths: StreamLengths | None = None,
         retry_after_s: int = RETRY_AFTER_S,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self.client = client
         self.prefix = prefix
@@ -184,7 +186,8 @@ class RedisStreamEventWriter:
         self.max_stream_len = max_stream_len
         self.retry_after_s = retry_after_s
         self._lengths = lengths or StreamLengths()
-        self._calls = BlockingCalls(CircuitBreaker(5, 5.0), max_concurrency)
+        breaker = breaker or CircuitBreaker.of(ServingConfig(), "events")
+        self._calls = BlockingCalls(breaker, max_concurrency)
 
     def stream_for(self, user_id: int) -> str:
         return f"{self.prefix}:{user_id % self.partitions}"

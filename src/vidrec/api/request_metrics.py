@@ -18,6 +18,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from vidrec.contracts import metrics as names
+from vidrec.contracts.metrics import SCORE_BUCKETS
 from vidrec.pipeline.observer import Direction
 from vidrec.schema import RANKER_HEADS
 
@@ -26,7 +28,6 @@ LATENCY_BUCKETS = (
     0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05,
     0.06, 0.075, 0.09, 0.1, 0.125, 0.15, 0.2, 0.3, 0.5, 1.0, 2.5,
 )  # fmt: skip
-SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 20))  # probabilities 0.05 … 0.95
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
@@ -92,11 +93,11 @@ class PrometheusObserver:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
         self.request_seconds = Histogram(
-            "vidrec_request_seconds", "End-to-end request latency.",
+            names.REQUEST_SECONDS, "End-to-end request latency.",
             ["endpoint", "variant"], buckets=LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
         self.requests = Counter(
-            "vidrec_requests",
+            names.REQUESTS,
             "Requests by endpoint, variant ('none' when refused before one was assigned) and"
             " status code; rollouts judge error ratios by it.",
             ["endpoint", "variant", "code"], registry=r,
@@ -114,7 +115,7 @@ class PrometheusObserver:
             ["surface", "stage", "reason"], registry=r,
         )  # fmt: skip
         self.score = Histogram(
-            "vidrec_score", "Calibrated ranker head scores of ranked candidates (drift).",
+            names.SCORE, "Calibrated ranker head scores of ranked candidates (drift).",
             ["head", "variant"], buckets=SCORE_BUCKETS, registry=r,
         )  # fmt: skip
 

@@ -15,9 +15,9 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+from vidrec.contracts.routing import RoutingTable, assign_variant
 from vidrec.pipeline.base import Candidate, RequestContext
 from vidrec.pipeline.runner import Surface
-from vidrec.pipeline.variants import RoutingTable, assign_variant
 from vidrec.schema import (
     RANKER_HEADS,
     CategoryQuery,

@@ -31,8 +31,8 @@ from redis.cluster import RedisCluster
 
 from vidrec.backends.retrieval import LocalRetrieval, NewVideos
 from vidrec.backends.serving_state import ServingState
-from vidrec.events.streams import node_client, refresh_slots
 from vidrec.features import VIDEO_ENTITY, VIDEO_SPEC, OnlineStore, pack_many, snapshot_videos
+from vidrec.features.stores import node_client, refresh_slots
 from vidrec.schema import EVENT_SCHEMA, VIDEO_SCHEMA, EngagementEvent, EventType, VideoUpload
 
 log = logging.getLogger(__name__)

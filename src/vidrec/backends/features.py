@@ -67,7 +67,7 @@ class FeatureFetcher:
         self.user_spec = user_spec
         self.cfg = cfg
         self.n_buckets = n_buckets or int(getattr(store, "n_buckets"))  # noqa: B009
-        self.breaker = breaker or CircuitBreaker(cfg.breaker_failures, cfg.breaker_reset_s)
+        self.breaker = breaker or CircuitBreaker.of(cfg, "features")
         self._calls = BlockingCalls(self.breaker, max_concurrency)
         self.lru = VectorLRU(cfg.lru_size, VIDEO_SPEC.dim)
         self.videos_requested = 0

@@ -1,46 +1,24 @@
-"""The impression log: one Redis Streams entry per served page.
+"""The impression log writer: one Redis Streams entry per served page.
 
-Training labels and online CTR are joined from these entries (request id, model variant,
-items in served order with their sources and scores), so the entry is written once per
+The entry (:func:`vidrec.contracts.impressions.impression_fields`) is written once per
 request, after the response, with an approximate MAXLEN so the stream trims cheaply.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 import redis
 from redis.cluster import RedisCluster
 
 from vidrec.backends.calls import BlockingCalls
+from vidrec.config import ServingConfig
+from vidrec.contracts.impressions import VARIANT_TTL_S, impression_fields
+from vidrec.contracts.keys import request_variant_key
 from vidrec.features.stores import on_owner
 from vidrec.pipeline.base import Candidate
 from vidrec.pipeline.resilience import CircuitBreaker
 from vidrec.security.pseudonym import Pseudonymizer
-
-
-def impression_fields(
-    request_id: str, variant: str, user_id: int | None, served: Sequence[Candidate], now_ms: int
-) -> dict[str, str]:
-    """The stream entry: scalars as strings, lists as JSON (positions = served order)."""
-    return {
-        "request_id": request_id,
-        "variant": variant,
-        "user_id": "" if user_id is None else str(user_id),
-        "ts": str(now_ms),
-        "items": json.dumps([c.video_id for c in served]),
-        "positions": json.dumps(list(range(len(served)))),
-        "scores": json.dumps([round(float(c.score), 6) for c in served]),
-        "sources": json.dumps([c.source for c in served]),
-    }
-
-
-VARIANT_TTL_S = 24 * 3600  # engagement arriving later than this is not attributed
-
-
-def request_variant_key(request_id: str) -> str:
-    return f"rv:{request_id}"
 
 
 class RedisStreamImpressionSink:
@@ -65,7 +43,8 @@ class RedisStreamImpressionSink:
         self.timeout_s = timeout_s
         # The stream is a log: user ids are pseudonymous in it (vidrec.security.pseudonym).
         self.pseudonyms = pseudonyms or Pseudonymizer("")
-        self._calls = BlockingCalls(breaker or CircuitBreaker(5, 5.0), max_concurrency)
+        breaker = breaker or CircuitBreaker.of(ServingConfig(), "impressions")
+        self._calls = BlockingCalls(breaker, max_concurrency)
 
     async def log(
         self,
@@ -76,7 +55,10 @@ class RedisStreamImpressionSink:
         now_ms: int,
     ) -> None:
         logged_id = None if user_id is None else self.pseudonyms.user(user_id)
-        fields = impression_fields(request_id, variant, logged_id, served, now_ms)
+        fields = impression_fields(
+            request_id, variant, logged_id, [c.video_id for c in served],
+            [c.score for c in served], [c.source for c in served], now_ms,
+        )  # fmt: skip
 
         variant_key = request_variant_key(request_id)
 

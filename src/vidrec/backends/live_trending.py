@@ -1,5 +1,5 @@
 """Trending from the event stream: the serving process refreshes its trending table from the
-decayed per-region sorted sets the event processor maintains (`vidrec.events.trending`).
+decayed per-region sorted sets the event processor maintains (`vidrec.contracts.trending`).
 
 A request never waits on Redis for trending: a background thread pulls each region's top-k
 every few seconds and swaps it into the retrieval state; a region with no live data keeps the
@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from vidrec.backends.serving_state import ServingState
-from vidrec.events.trending import TrendingWriter
+from vidrec.contracts.trending import TrendingSets
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 class LiveTrending:
     def __init__(
         self,
-        trending: TrendingWriter,
+        trending: TrendingSets,
         state: ServingState,
         regions: tuple[str, ...],
         k: int,

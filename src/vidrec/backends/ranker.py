@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 import numpy as np
 
+from vidrec.config import ServingConfig
 from vidrec.pipeline.base import DependencyError
 from vidrec.pipeline.resilience import CircuitBreaker
 from vidrec.ranking.signature import N_HEADS
@@ -44,7 +45,7 @@ class TritonRankerClient:
         self.model_name = model_name
         self.timeout_s = timeout_s
         self.version_for_variant = version_for_variant
-        self.breaker = breaker or CircuitBreaker(5, 5.0)
+        self.breaker = breaker or CircuitBreaker.of(ServingConfig(), "ranker")
         self._channel: AioInferChannel | None = None
 
     def _infer(self) -> Callable[..., Any]:

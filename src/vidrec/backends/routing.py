@@ -1,6 +1,6 @@
 """The ranker routing table as serving sees it: read from Redis, cached for a few seconds.
 
-The rollout operator writes the table (:class:`~vidrec.pipeline.variants.RoutingTable` JSON)
+The rollout operator writes the table (:class:`~vidrec.contracts.routing.RoutingTable` JSON)
 under ``ServingConfig.routing_key`` (the ``gateway-table`` router), or into a ConfigMap (the
 ``gateway-table-configmap`` router) that the chart mounts into serving pods: then
 ``ServingConfig.routing_file`` names the mounted file and the cache reads that instead.
@@ -21,9 +21,9 @@ import redis
 from redis.cluster import RedisCluster
 
 from vidrec.backends.calls import BlockingCalls
+from vidrec.contracts.routing import DEFAULT_TABLE, RoutingTable, VariantRoute, assign_variant
 from vidrec.pipeline.base import DependencyError
 from vidrec.pipeline.resilience import CircuitBreaker
-from vidrec.pipeline.variants import DEFAULT_TABLE, RoutingTable, VariantRoute, assign_variant
 
 
 def file_reader(path: str | Path) -> Callable[[], bytes | None]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vidrec.config import FeatureConfig
-from vidrec.events.keys import counter_key, video_marker
+from vidrec.contracts.keys import counter_key, video_marker
 from vidrec.events.scripts import run_scripts
 from vidrec.events.streams import Client
 from vidrec.schema import EngagementEvent, EventType

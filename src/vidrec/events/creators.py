@@ -1,31 +1,21 @@
 """Video → creator lookup for not-interested events (events carry no creator).
 
-Two sources, in order: the serving catalogue (numpy arrays, in process: every video the
-artefacts know) and, for videos uploaded since, a ``vcr:{b<k>}:<video_id>`` string that the
-processor itself writes when it applies the ``upload`` event (``user_id`` = creator). An
-upload and a not-interested on it travel on different partitions, so a not-interested applied
-before its upload finds no creator and blocks only the video (counted as ``unknown``).
+Two sources, in order: the artefact's catalogue (numpy arrays from its rule table, in process:
+every video the artefacts know) and, for videos uploaded since, a ``vcr:{b<k>}:<video_id>``
+string that the processor itself writes when it applies the ``upload`` event (``user_id`` =
+creator). An upload and a not-interested on it travel on different partitions, so a
+not-interested applied before its upload finds no creator and blocks only the video (counted as
+``unknown``).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import polars as pl
 
-from vidrec.backends.serving_state import SERVING_DIR, VIDEOS_FILE, Catalogue, ServingState
-from vidrec.events.keys import creator_key
+from vidrec.contracts.catalogue import Catalogue
+from vidrec.contracts.keys import creator_key
 from vidrec.events.streams import Client
 from vidrec.schema import EngagementEvent, EventType
-
-
-def catalogue_of(artefacts: Path) -> Catalogue:
-    """The serving catalogue: its cached table when prepared, else a full serving load."""
-    table = artefacts / SERVING_DIR / VIDEOS_FILE
-    if table.is_file():
-        return Catalogue.from_table(pl.read_parquet(table))
-    return ServingState.load(artefacts).catalogue
 
 
 class CreatorLookup:

@@ -7,7 +7,7 @@ crash after the rename and before the XACK leaves those entries pending: on rest
 writer finds each pending entry in the file whose stream-id range covers it (names carry the
 range, so this is a directory listing plus one column read) and only acks it. A batch that
 is written again gets the same name from the same id range and replaces the file. Either
-way the lake holds every accepted entry once; :func:`vidrec.offline.events_io.read_events`
+way the lake holds every accepted entry once; :func:`vidrec.events.event_log.read_events`
 reads it (``vidrec pipeline run --events <lake>``). Two entries with one ``event_id`` (a
 client retry) in one file are written once; across files, readers dedupe by ``event_id``.
 
@@ -29,10 +29,9 @@ import polars as pl
 import redis
 
 from vidrec.config import Config
-from vidrec.events import settings
+from vidrec.events.event_log import read_event_ids, write_events
 from vidrec.events.processor import EventObserver, Tally, run_until
 from vidrec.events.streams import Client, Entry, GroupReader
-from vidrec.offline.events_io import read_event_ids, write_events
 from vidrec.schema import EVENT_SCHEMA, EngagementEvent, EventType
 from vidrec.security.forget import LakeTombstones, forgotten_among, tombstones_in_redis
 from vidrec.security.lake_crypto import LakeCrypto
@@ -80,16 +79,18 @@ class LakeWriter:
         lake: Path,
         *,
         consumer: str | None = None,
-        group: str = settings.LAKE_GROUP,
-        count: int = settings.READ_COUNT,
-        block_ms: int = settings.BLOCK_MS,
-        claim_min_idle_ms: int = settings.CLAIM_MIN_IDLE_MS,
-        max_events: int = settings.LAKE_MAX_EVENTS,
-        max_age_s: float = settings.LAKE_MAX_AGE_S,
+        group: str | None = None,
+        count: int | None = None,
+        block_ms: int | None = None,
+        claim_min_idle_ms: int | None = None,
+        max_events: int | None = None,
+        max_age_s: float | None = None,
         observer: EventObserver | None = None,
     ) -> None:
+        """Settings not given come from ``cfg.events``."""
+        e = cfg.events
         self.reader = GroupReader.on_event_streams(
-            client, cfg, group, consumer,
+            client, cfg, group or e.lake_group, consumer,
             count=count, block_ms=block_ms, claim_min_idle_ms=claim_min_idle_ms,
         )  # fmt: skip
         self.lake = lake
@@ -100,8 +101,8 @@ class LakeWriter:
         self.tombstone_hash = cfg.events.tombstone_key
         self.tombstones = LakeTombstones(lake)
         self.forgotten_dropped = 0  # events of forgotten users not written
-        self.max_events = max_events
-        self.max_age_s = max_age_s
+        self.max_events = e.lake_max_events if max_events is None else max_events
+        self.max_age_s = e.lake_max_age_s if max_age_s is None else max_age_s
         self.observer: EventObserver = observer or Tally()
         self.buffer: list[Entry] = []
         self._oldest = 0.0

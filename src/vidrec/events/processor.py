@@ -23,10 +23,10 @@ from typing import Protocol
 import redis
 from redis.cluster import RedisCluster
 
-from vidrec.backends.impressions import request_variant_key
-from vidrec.backends.serving_state import Catalogue
 from vidrec.config import Config
-from vidrec.events import settings
+from vidrec.contracts.catalogue import Catalogue
+from vidrec.contracts.keys import request_variant_key
+from vidrec.contracts.trending import Decay
 from vidrec.events.counters import CounterWriter
 from vidrec.events.creators import CreatorLookup
 from vidrec.events.sessions import SESSION_TYPES, SessionConflict, SessionWriter
@@ -114,8 +114,11 @@ def run_until(
             stop.wait(backoff(faults))
 
 
+RETRY_BACKOFF_S = (0.1, 0.5, 2.0)  # waits after consecutive dependency faults (last repeats)
+
+
 def backoff(faults: int) -> float:
-    return settings.RETRY_BACKOFF_S[min(faults, len(settings.RETRY_BACKOFF_S)) - 1]
+    return RETRY_BACKOFF_S[min(faults, len(RETRY_BACKOFF_S)) - 1]
 
 
 class EventProcessor:
@@ -126,18 +129,20 @@ class EventProcessor:
         *,
         catalogue: Catalogue | None = None,
         consumer: str | None = None,
-        group: str = settings.PROCESSOR_GROUP,
-        count: int = settings.READ_COUNT,
-        block_ms: int = settings.BLOCK_MS,
-        claim_min_idle_ms: int = settings.CLAIM_MIN_IDLE_MS,
-        claim_every_s: float = settings.CLAIM_EVERY_S,
-        ttl_s: int = settings.DEDUPE_TTL_S,
+        group: str | None = None,
+        count: int | None = None,
+        block_ms: int | None = None,
+        claim_min_idle_ms: int | None = None,
+        claim_every_s: float | None = None,
+        ttl_s: int | None = None,
         observer: EventObserver | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        n = cfg.features.n_buckets
+        """Settings not given come from ``cfg.events``."""
+        n, e = cfg.features.n_buckets, cfg.events
+        ttl_s = e.dedupe_ttl_s if ttl_s is None else ttl_s
         self.reader = GroupReader.on_event_streams(
-            client, cfg, group, consumer,
+            client, cfg, group or e.processor_group, consumer,
             count=count, block_ms=block_ms, claim_min_idle_ms=claim_min_idle_ms,
         )  # fmt: skip
         self.client = client
@@ -145,10 +150,10 @@ class EventProcessor:
         self.tombstone_hash = cfg.events.tombstone_key
         self.sessions = SessionWriter(client, n, cfg.features.history_len, ttl_s, self.pseudonyms)
         self.counters = CounterWriter(client, n, ttl_s, cfg.features)
-        self.trending = TrendingWriter(client, ttl_s)
+        self.trending = TrendingWriter(client, ttl_s, Decay.of(e), e.trending_keep)
         self.creators = CreatorLookup(client, n, catalogue)
         self.observer: EventObserver = observer or Tally()
-        self.claim_every_s = claim_every_s
+        self.claim_every_s = e.claim_every_s if claim_every_s is None else claim_every_s
         self.clock = clock
         self._recovered = False
         self._last_claim = 0.0

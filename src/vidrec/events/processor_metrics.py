@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, Summary
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from vidrec.contracts import metrics as names
 from vidrec.events.streams import Client
 
 LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
@@ -36,18 +37,18 @@ class PrometheusEvents:
         # Per-variant engagement, for the rollout's CTR and watch-time tests (Welch needs the
         # sum of squares for an exact variance). No ids in labels: variants are few.
         self._impressions = Counter(
-            "vidrec_impressions", "Impression events by serving variant.", ["variant"],
+            names.IMPRESSIONS, "Impression events by serving variant.", ["variant"],
             registry=registry,
         )  # fmt: skip
         self._clicks = Counter(
-            "vidrec_clicks", "Click events by serving variant.", ["variant"], registry=registry
+            names.CLICKS, "Click events by serving variant.", ["variant"], registry=registry
         )
         self._watch = Summary(
-            "vidrec_watch_seconds", "Watch time by serving variant.", ["variant"],
+            names.WATCH_SECONDS, "Watch time by serving variant.", ["variant"],
             registry=registry,
         )  # fmt: skip
         self._watch_sq = Counter(
-            "vidrec_watch_seconds_squared", "Sum of squared watch seconds by variant.",
+            names.WATCH_SECONDS_SQUARED, "Sum of squared watch seconds by variant.",
             ["variant"], registry=registry,
         )  # fmt: skip
         self._lag = Histogram(

@@ -13,20 +13,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis
-from redis.cluster import RedisCluster
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
 from vidrec.events.streams import Client
+from vidrec.features.stores import node_client
 
 Call = tuple[list[str], list[Any]] | None  # (keys, args), or None: the event has no effect here
 _loaded: set[tuple[int, str]] = set()  # (node client id, script sha) already SCRIPT LOADed
-
-
-def _node_client(client: Client, key: str) -> redis.Redis:
-    if isinstance(client, RedisCluster):
-        return client.get_redis_connection(client.get_node_from_key(key))
-    return client
 
 
 def run_scripts(client: Client, script: Script, calls: Sequence[Call]) -> list[bool | None]:
@@ -34,7 +28,7 @@ def run_scripts(client: Client, script: Script, calls: Sequence[Call]) -> list[b
     by_node: dict[int, tuple[redis.Redis, list[int]]] = {}
     for i, call in enumerate(calls):
         if call is not None:
-            node = _node_client(client, call[0][0])
+            node = node_client(client, call[0][0])
             by_node.setdefault(id(node), (node, []))[1].append(i)
     out: list[bool | None] = [None] * len(calls)
     for node, queued in by_node.values():

@@ -14,12 +14,11 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from vidrec.events.keys import user_marker
+from vidrec.contracts.keys import tombstone_key, user_marker
 from vidrec.events.streams import Client
 from vidrec.features.session import SESSION_ENTITY, SessionState
 from vidrec.features.stores import key_for
 from vidrec.schema import EngagementEvent, EventType
-from vidrec.security.forget import tombstone_key
 from vidrec.security.pseudonym import Pseudonymizer
 
 SESSION_TYPES = frozenset(

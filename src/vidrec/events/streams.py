@@ -9,7 +9,6 @@ standalone server takes one blocking XREADGROUP over all partitions.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import time
@@ -20,10 +19,9 @@ from typing import Any
 import redis
 from pydantic import ValidationError
 from redis.cluster import RedisCluster
-from redis.exceptions import RedisClusterException
 
 from vidrec.config import Config
-from vidrec.events import settings
+from vidrec.features.stores import node_client, refresh_slots
 from vidrec.schema import EngagementEvent
 
 Client = redis.Redis | RedisCluster
@@ -64,25 +62,6 @@ def _entries(reply: Any) -> list[Entry]:
     return out
 
 
-def node_client(client: Client, key: str) -> redis.Redis:
-    """The plain client of the master holding ``key`` (``client`` itself when standalone).
-
-    For commands whose keys the cluster client cannot locate by itself (XREAD, XREADGROUP)
-    it asks the server (COMMAND GETKEYS) first, two extra round trips per call: an idle poll
-    loop pays them several times a second.
-    """
-    if isinstance(client, RedisCluster):
-        return client.get_redis_connection(client.get_node_from_key(key))
-    return client
-
-
-def refresh_slots(client: Client) -> None:
-    """After a failed per-node call: re-learn the slot map (best effort; the caller retries)."""
-    if isinstance(client, RedisCluster):
-        with contextlib.suppress(redis.RedisError, RedisClusterException, OSError):
-            client.nodes_manager.initialize()
-
-
 def default_consumer() -> str:
     """A consumer name unique per process (a restarted pod gets a new one; XAUTOCLAIM
     hands it the old one's pending entries once they are idle)."""
@@ -99,9 +78,9 @@ class GroupReader:
         group: str,
         consumer: str,
         *,
-        count: int = settings.READ_COUNT,
-        block_ms: int = settings.BLOCK_MS,
-        claim_min_idle_ms: int = settings.CLAIM_MIN_IDLE_MS,
+        count: int,
+        block_ms: int,
+        claim_min_idle_ms: int,
     ) -> None:
         self.client = client
         self.streams = list(streams)
@@ -114,11 +93,27 @@ class GroupReader:
 
     @classmethod
     def on_event_streams(
-        cls, client: Client, cfg: Config, group: str, consumer: str | None, **reading: int
+        cls,
+        client: Client,
+        cfg: Config,
+        group: str,
+        consumer: str | None,
+        *,
+        count: int | None = None,
+        block_ms: int | None = None,
+        claim_min_idle_ms: int | None = None,
     ) -> GroupReader:
-        """A consumer of ``group`` over every engagement-event partition of ``cfg``."""
+        """A consumer of ``group`` over every engagement-event partition of ``cfg``; reading
+        settings not given come from ``cfg.events``."""
         streams = stream_names(cfg.serving.event_stream_prefix, cfg.serving.event_partitions)
-        return cls(client, streams, group, consumer or default_consumer(), **reading)
+        e = cfg.events
+        return cls(
+            client, streams, group, consumer or default_consumer(),
+            count=e.read_count if count is None else count,
+            block_ms=e.block_ms if block_ms is None else block_ms,
+            claim_min_idle_ms=e.claim_min_idle_ms if claim_min_idle_ms is None
+            else claim_min_idle_ms,
+        )  # fmt: skip
 
     def ensure_groups(self) -> None:
         """Create the group on every stream (and the stream itself) from its first entry."""

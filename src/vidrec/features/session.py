@@ -21,13 +21,12 @@ import numpy as np
 import polars as pl
 
 from vidrec.config import FeatureConfig
+from vidrec.contracts.keys import SESSION_ENTITY as SESSION_ENTITY
 from vidrec.features.codec import CorruptValue
 from vidrec.features.spec import SESSION_WINDOW_MS
 from vidrec.features.stores import OnlineStore
 from vidrec.schema import EventType
 
-SESSION_ENTITY = "ss"
-"""Key prefix of session blobs; bucketed like ``USER_ENTITY`` so both share a slot."""
 SESSION_MAGIC = b"VRSS"
 SESSION_VERSION = 1
 SEEN_CAP = 500

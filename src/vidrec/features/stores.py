@@ -1,42 +1,37 @@
 """Online feature stores: packed vectors by entity and id, read in bulk.
 
-All stores share one key layout, :func:`key_for`: ``"<entity>:{b<k>}:<id>"`` with
-``k = id % n_buckets``. The ``{b<k>}`` hash tag sends every key of a bucket to one Redis
-Cluster slot, so reading 500 candidates is at most ``n_buckets`` MGETs (one per slot), not 500
-round trips. The standalone store uses the same keys so data can move between the two.
+All stores share one key layout, :func:`vidrec.contracts.keys.key_for`:
+``"<entity>:{b<k>}:<id>"`` with ``k = id % n_buckets``. The ``{b<k>}`` hash tag sends every key
+of a bucket to one Redis Cluster slot, so reading 500 candidates is at most ``n_buckets`` MGETs
+(one per slot), not 500 round trips. The standalone store uses the same keys so data can move
+between the two.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from typing import Literal, Protocol, TypeVar
 
 import redis
 from redis.cluster import ClusterNode, RedisCluster
-from redis.exceptions import AskError
+from redis.exceptions import AskError, RedisClusterException
 
 from vidrec.config import FeatureConfig, RedisConfig
+from vidrec.contracts.keys import USER_ENTITY as USER_ENTITY
+from vidrec.contracts.keys import VIDEO_ENTITY as VIDEO_ENTITY
+from vidrec.contracts.keys import key_for as key_for
+from vidrec.contracts.keys import keys_for as keys_for
 
-USER_ENTITY = "uf"
-VIDEO_ENTITY = "vf"
 DEFAULT_BUCKETS = FeatureConfig().n_buckets
 T = TypeVar("T")
-
-
-def key_for(entity: str, entity_id: int, n_buckets: int) -> str:
-    """The one key layout every store and every reader uses."""
-    return f"{entity}:{{b{entity_id % n_buckets}}}:{entity_id}"
 
 
 def resp_command(*args: bytes) -> bytes:
     """One command in the Redis wire protocol (RESP2), ready for ``send_packed_command``."""
     head = b"*%d\r\n" % len(args)
     return head + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
-
-
-def keys_for(entity: str, ids: Sequence[int], n_buckets: int) -> list[str]:
-    return [key_for(entity, int(i), n_buckets) for i in ids]
 
 
 def _check_lengths(ids: Sequence[int], blobs: Sequence[bytes]) -> None:
@@ -251,6 +246,25 @@ def on_owner(client: redis.Redis | RedisCluster, key: str, call: Callable[[redis
         return call(client.get_redis_connection(node))
     except (redis.ConnectionError, AskError):  # MovedError is an AskError
         return call(client)  # type: ignore[arg-type]  # same command API, cluster-routed
+
+
+def node_client(client: redis.Redis | RedisCluster, key: str) -> redis.Redis:
+    """The plain client of the master holding ``key`` (``client`` itself when standalone).
+
+    For commands whose keys the cluster client cannot locate by itself (XREAD, XREADGROUP)
+    it asks the server (COMMAND GETKEYS) first, two extra round trips per call: an idle poll
+    loop pays them several times a second.
+    """
+    if isinstance(client, RedisCluster):
+        return client.get_redis_connection(client.get_node_from_key(key))
+    return client
+
+
+def refresh_slots(client: redis.Redis | RedisCluster) -> None:
+    """After a failed per-node call: re-learn the slot map (best effort; the caller retries)."""
+    if isinstance(client, RedisCluster):
+        with contextlib.suppress(redis.RedisError, RedisClusterException, OSError):
+            client.nodes_manager.initialize()
 
 
 def make_store(

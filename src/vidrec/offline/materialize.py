@@ -10,12 +10,12 @@ import polars as pl
 from vidrec.config import load_config
 from vidrec.data import load_catalog
 from vidrec.errors import InputError
+from vidrec.events.event_log import read_event_log
 from vidrec.features import VIDEO_SPEC, make_store, materialize, user_spec
 from vidrec.features.offline import FeatureState, users_at, videos_at
 from vidrec.features.stores import USER_ENTITY, VIDEO_ENTITY
 from vidrec.offline import privacy
 from vidrec.offline.catalog import videos_as_of_log
-from vidrec.offline.events_io import read_event_log
 from vidrec.offline.privacy import load_tombstones
 from vidrec.security.pseudonym import Pseudonymizer
 

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 from rich.console import Console
 from rich.table import Table
 
-from vidrec.offline.manifest import Manifest
+from vidrec.contracts.manifest import Manifest
 from vidrec.schema import RANKER_HEADS
 
 RETRIEVAL_KS = (50, 100, 500)

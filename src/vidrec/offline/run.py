@@ -18,6 +18,7 @@ import polars as pl
 from rich.console import Console
 
 from vidrec.config import Config, load_config
+from vidrec.contracts.manifest import Manifest, read_manifest
 from vidrec.data import (
     Catalog,
     SimConfig,
@@ -28,6 +29,7 @@ from vidrec.data import (
     simulate,
 )
 from vidrec.errors import GateFailed
+from vidrec.events.event_log import EventLog, configured_crypto, read_event_log, write_events
 from vidrec.features import (
     CONTEXT_SPEC,
     VIDEO_SPEC,
@@ -44,8 +46,6 @@ from vidrec.models.two_tower import RETRIEVAL_TABLE
 from vidrec.offline import privacy
 from vidrec.offline.build import EvalSample, build_artefacts
 from vidrec.offline.catalog import videos_as_of_log
-from vidrec.offline.events_io import EventLog, configured_crypto, read_event_log, write_events
-from vidrec.offline.manifest import Manifest, read_manifest
 from vidrec.offline.privacy import PrivacyView, load_tombstones
 from vidrec.offline.profiles import Profile, get_profile
 from vidrec.offline.report import (
@@ -54,6 +54,7 @@ from vidrec.offline.report import (
     plot_training_curves,
     print_metrics,
 )
+from vidrec.offline.serving_prep import rule_tables_for
 from vidrec.offline.staging import staged_dir
 from vidrec.security.pseudonym import Pseudonymizer
 
@@ -265,6 +266,7 @@ def _run(
         if with_build:
             extra = steps.run("build artefacts", lambda: build_artefacts(stage, cfg, progress))
             manifest = _with_artefacts(manifest, extra)
+            _rule_tables(steps, stage, cfg, manifest)
         steps.timings["total"] = round(time.perf_counter() - start, 2)
         manifest = replace(manifest, timings_s=manifest.timings_s | steps.timings)
         manifest.write(stage / "manifest.json")
@@ -310,6 +312,14 @@ ARTEFACTS = {
 }
 
 
+def _rule_tables(steps: Steps, root: Path, cfg: Config, manifest: Manifest) -> None:
+    """Serving's rule tables (``serving/``): serving reads them and never builds them."""
+    steps.run(
+        "serving rule tables",
+        lambda: rule_tables_for(root, cfg.data.kuairec_dir, manifest),
+    )
+
+
 def _with_artefacts(manifest: Manifest, checks: dict[str, float]) -> Manifest:
     """The manifest once `build` has added its artefacts and their check metrics."""
     return replace(
@@ -324,6 +334,7 @@ def build(root: Path, progress: bool = True, cfg: Config | None = None) -> Manif
     steps = _steps(progress)
     extra = steps.run("build artefacts", lambda: build_artefacts(root, cfg, progress))
     manifest = _with_artefacts(manifest, extra)
+    _rule_tables(steps, root, cfg, manifest)
     manifest = replace(manifest, timings_s=manifest.timings_s | steps.timings)
     tmp = root / "manifest.json.tmp"
     manifest.write(tmp)

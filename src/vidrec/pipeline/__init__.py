@@ -3,6 +3,7 @@
 See docs/architecture.md. Contracts: :mod:`.base` and :mod:`.clients`.
 """
 
+from vidrec.contracts.routing import DEFAULT_TABLE, RoutingTable, VariantRoute, assign_variant
 from vidrec.pipeline.base import (
     Candidate,
     DependencyError,
@@ -23,7 +24,6 @@ from vidrec.pipeline.surfaces import (
     related_surface,
     trending_surface,
 )
-from vidrec.pipeline.variants import DEFAULT_TABLE, RoutingTable, VariantRoute, assign_variant
 
 __all__ = [
     "DEFAULT_TABLE",

@@ -1,8 +1,8 @@
 """The request pipeline's vocabulary: candidates, the request context, stage kinds, policies.
 
 After product-mixer: every part of a feed request is a small stage of one kind (source,
-filter, hydrator, scorer, mixer, effect) with a ``name``, a default ``policy`` and
-``deadline_ms``, and one async call. The runner (not the stage) records latency, sizes and
+filter, hydrator, scorer, mixer, effect) with a ``name``, a default ``policy`` and one
+async call. The runner (not the stage) applies deadlines from config, records latency, sizes and
 degradations, so stages never import metrics code. I/O clients are injected, never built here.
 """
 
@@ -116,9 +116,10 @@ class FilterResult:
 
 
 class Stage(Protocol):
+    """A stage's deadline is not its own: the runner reads it from ``ServingConfig``."""
+
     name: str
     policy: Policy
-    deadline_ms: int
 
 
 class ContextStage(Stage, Protocol):

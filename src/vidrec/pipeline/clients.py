@@ -18,27 +18,13 @@ import numpy as np
 
 from vidrec.pipeline.base import Candidate, UserContext
 from vidrec.pipeline.candidates import Retrieved, RetrievedVideo
+from vidrec.pipeline.retrievers import Query
 
 
 class RetrievalClient(Protocol):
-    async def two_tower(
-        self, user_vector: np.ndarray, history: Sequence[int], k: int
-    ) -> Retrieved: ...
-
-    async def related(self, video_ids: Sequence[int], k: int) -> Retrieved:
-        """Item-item ANN neighbours of each anchor, ``anchor_video_id`` set."""
-        ...
-
-    async def trending(self, region: str, k: int) -> Retrieved: ...
-
-    async def fresh(self, k: int, now_ms: int) -> Retrieved: ...
-
-    async def same_creator(self, video_ids: Sequence[int], k: int) -> Retrieved: ...
-
-    async def by_category(self, category: int, k: int) -> Retrieved: ...
-
-    async def popular(self, k: int) -> Retrieved:
-        """The cached popular list: the last-resort fallback."""
+    async def retrieve(self, name: str, query: Query, k: int) -> Retrieved:
+        """Up to ``k`` videos of the list ``name`` (a registered retriever,
+        :mod:`vidrec.pipeline.retrievers`), best first."""
         ...
 
 
@@ -68,6 +54,7 @@ class ImpressionSink(Protocol):
 __all__ = [
     "FeatureClient",
     "ImpressionSink",
+    "Query",
     "RankerClient",
     "RetrievalClient",
     "Retrieved",

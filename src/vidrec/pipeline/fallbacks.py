@@ -1,8 +1,9 @@
 """fallback/popular — the last-resort list, served from process memory.
 
-Refreshed from ``RetrievalClient.popular`` at most every ``refresh_s`` (retried sooner after a
-failure); while retrieval is down the last good copy is served. Never loaded and unreachable:
-``DependencyError("no_data")``, which the runner turns into an empty answer with that reason.
+Refreshed from retrieval ``popular`` (:mod:`vidrec.pipeline.sources.popular`) at most every
+``refresh_s`` (retried sooner after a failure); while retrieval is down the last good copy is
+served. Never loaded and unreachable: ``DependencyError("no_data")``, which the runner turns
+into an empty answer with that reason.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from vidrec.pipeline.base import DependencyError, Policy, RequestContext
 from vidrec.pipeline.candidates import Candidates, Retrieved
 from vidrec.pipeline.clients import RetrievalClient
 from vidrec.pipeline.resilience import as_dependency_error
+from vidrec.pipeline.retrievers import Query
+from vidrec.pipeline.sources.popular import POPULAR_NOW
 
 
 class PopularList:
     name = "popular"
     policy = Policy.OPEN
-    deadline_ms = 20
 
     def __init__(
         self,
@@ -38,7 +40,7 @@ class PopularList:
     async def refresh(self) -> None:
         """Reload now (also at startup, so the first failure already has a list)."""
         self._next_refresh = self._clock() + self.retry_s
-        self._cached = await self.retrieval.popular(self.k)
+        self._cached = await self.retrieval.retrieve("popular", Query(), self.k)
         self._next_refresh = self._clock() + self.refresh_s
 
     async def __call__(self, ctx: RequestContext) -> Candidates:
@@ -50,4 +52,4 @@ class PopularList:
                     raise
         if self._cached is None:
             raise DependencyError("no_data", "popular list never loaded")
-        return Candidates.from_retrieved(self._cached, self.name, explanation="popular now")
+        return Candidates.from_retrieved(self._cached, self.name, explanation=POPULAR_NOW)

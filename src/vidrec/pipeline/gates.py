@@ -14,7 +14,6 @@ class KnownUserOnly:
         self.inner = inner
         self.name = f"known_{inner.name}"
         self.policy = inner.policy
-        self.deadline_ms = inner.deadline_ms
 
     async def __call__(self, ctx: RequestContext, cands: Candidates) -> Candidates:
         if ctx.user is None or not ctx.user.known:

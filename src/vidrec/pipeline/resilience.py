@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from enum import Enum
 from typing import TypeVar
 
+from vidrec.config import ServingConfig
 from vidrec.pipeline.base import DependencyError
 
 T = TypeVar("T")
@@ -61,6 +62,11 @@ class CircuitBreaker:
         self._consecutive = 0
         self._opened_at: float | None = None
         self._trial_in_flight = False
+
+    @classmethod
+    def of(cls, cfg: ServingConfig, dependency: str) -> CircuitBreaker:
+        """The breaker ``cfg`` configures for ``dependency`` (``ServingConfig.breaker``)."""
+        return cls(*cfg.breaker(dependency))
 
     @property
     def state(self) -> BreakerState:

@@ -2,8 +2,9 @@
 
 A surface is declarative (which stages, in which order); everything a stage should not care
 about lives here. Each stage runs under its deadline (:func:`~.resilience.within`): the
-``ServingConfig.deadline_*`` budget of its kind (operators tune deadlines in config), or the
-stage's class default for kinds without a budget (effects, fallback). A dependency fault
+``ServingConfig.deadline_*`` budget of its kind, or its own from
+``ServingConfig.stage_deadlines_ms`` (operators tune every deadline in config, none in code).
+A dependency fault
 (:class:`DependencyError` or a timeout) in an OPEN stage skips it (input passes through, a
 source yields nothing), in a CLOSED stage serves the fallback; either way ``ctx.degraded`` gets
 ``"<kind>/<name>:<reason>"``. Anything else is a bug and propagates. Candidates travel as
@@ -49,8 +50,10 @@ _KIND_BUDGET: Final[dict[str, str]] = {
     "hydrator": "deadline_hydrate_ms",
     "scorer": "deadline_score_ms",
     "mixer": "deadline_mix_ms",
+    "effect": "deadline_effect_ms",
+    "fallback": "deadline_fallback_ms",
 }
-"""Per-kind deadline budgets in ServingConfig; effects and the fallback use their own."""
+"""Per-kind deadline budgets in ServingConfig."""
 
 
 class Fallback(Stage, Protocol):
@@ -101,6 +104,7 @@ class PipelineRunner:
     def __init__(self, observer: PipelineObserver, cfg: ServingConfig) -> None:
         self._obs = observer
         self._cfg = cfg
+        self._stage_ms = cfg.stage_deadline_ms()  # a bad entry fails at startup, naming it
         self._pending: set[asyncio.Task[None]] = set()
 
     async def run(self, surface: Surface, ctx: RequestContext) -> list[Candidate]:
@@ -227,9 +231,9 @@ class PipelineRunner:
         return result
 
     def _deadline_s(self, kind: str, stage: Stage) -> float:
-        budget = _KIND_BUDGET.get(kind)
-        ms = stage.deadline_ms if budget is None else getattr(self._cfg, budget)
-        return float(ms) / 1000
+        """The stage's own deadline when configured, else its kind's budget."""
+        ms = self._stage_ms.get(stage_id(kind, stage))
+        return float(ms if ms is not None else getattr(self._cfg, _KIND_BUDGET[kind])) / 1000
 
     def _degrade(self, label: str, ctx: RequestContext, sid: str, reason: str) -> None:
         ctx.degraded.append(f"{sid}:{reason}")
@@ -247,7 +251,7 @@ class PipelineRunner:
         cands = Candidates.empty() if isinstance(found, _Skipped) else found
         for flt in surface.filters:
             try:
-                cands = (await within(flt(ctx, cands), flt.deadline_ms / 1000)).kept
+                cands = (await within(flt(ctx, cands), self._deadline_s("filter", flt))).kept
             except Exception as exc:
                 if as_dependency_error(exc) is None:
                     raise  # already reported as degraded above if it is a dependency fault
@@ -269,7 +273,7 @@ class PipelineRunner:
             start = perf_counter()
             outcome = "ok"
             try:
-                await within(effect(ctx, served), effect.deadline_ms / 1000)
+                await within(effect(ctx, served), self._deadline_s("effect", effect))
             except Exception as exc:  # never raised: the response is already gone
                 dep = as_dependency_error(exc)
                 outcome = "bug" if dep is None else dep.reason

@@ -23,7 +23,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from vidrec.api.request_metrics import SCORE_BUCKETS
+from vidrec.contracts import metrics as names
+from vidrec.contracts.metrics import SCORE_BUCKETS
 from vidrec.rollout import stats
 
 if TYPE_CHECKING:
@@ -117,14 +118,14 @@ def _q(form: str, metric: str, v: str, extra: str = "", zero: bool = False) -> s
 def _p99(v: str) -> str:
     return (
         "histogram_quantile(0.99, sum by (le) "
-        f'(rate(vidrec_request_seconds_bucket{{variant="{{{v}}}"}}[{{interval}}])))'
+        f'(rate({names.REQUEST_SECONDS}_bucket{{variant="{{{v}}}"}}[{{interval}}])))'
     )
 
 
 def _mean_latency(v: str) -> dict[str, str]:
     return {
-        f"{v}_sum": _q(_RATE, "vidrec_request_seconds_sum", v),
-        f"{v}_count": _q(_RATE, "vidrec_request_seconds_count", v),
+        f"{v}_sum": _q(_RATE, f"{names.REQUEST_SECONDS}_sum", v),
+        f"{v}_count": _q(_RATE, f"{names.REQUEST_SECONDS}_count", v),
     }
 
 
@@ -137,8 +138,8 @@ def _mean_ratio(v: Mapping[str, float]) -> Measurement:
 
 def _errors(v: str) -> dict[str, str]:
     return {
-        f"{v}_errors": _q(_RATE, "vidrec_requests_total", v, ',code=~"5.."', zero=True),
-        f"{v}_requests": _q(_RATE, "vidrec_requests_total", v),
+        f"{v}_errors": _q(_RATE, f"{names.REQUESTS}_total", v, ',code=~"5.."', zero=True),
+        f"{v}_requests": _q(_RATE, f"{names.REQUESTS}_total", v),
     }
 
 
@@ -183,7 +184,9 @@ _LE = (*(f"{b:g}" for b in SCORE_BUCKETS), "+Inf")
 
 def _score_buckets(v: str) -> dict[str, str]:
     return {
-        f"{v}_le_{le}": _q(_INC, "vidrec_score_bucket", v, f',head="p_click",le="{le}"', zero=True)
+        f"{v}_le_{le}": _q(
+            _INC, f"{names.SCORE}_bucket", v, f',head="p_click",le="{le}"', zero=True
+        )
         for le in _LE
     }
 
@@ -201,16 +204,16 @@ def _psi(v: Mapping[str, float]) -> Measurement:
 
 def _watch_queries(v: str) -> dict[str, str]:
     return {
-        f"{v}_count": _q(_INC, "vidrec_watch_seconds_count", v, zero=True),
-        f"{v}_sum": _q(_INC, "vidrec_watch_seconds_sum", v, zero=True),
-        f"{v}_squares": _q(_INC, "vidrec_watch_seconds_squared_total", v, zero=True),
+        f"{v}_count": _q(_INC, f"{names.WATCH_SECONDS}_count", v, zero=True),
+        f"{v}_sum": _q(_INC, f"{names.WATCH_SECONDS}_sum", v, zero=True),
+        f"{v}_squares": _q(_INC, f"{names.WATCH_SECONDS_SQUARED}_total", v, zero=True),
     }
 
 
 def _ctr_queries(v: str) -> dict[str, str]:
     return {
-        f"{v}_clicks": _q(_INC, "vidrec_clicks_total", v, zero=True),
-        f"{v}_impressions": _q(_INC, "vidrec_impressions_total", v, zero=True),
+        f"{v}_clicks": _q(_INC, f"{names.CLICKS}_total", v, zero=True),
+        f"{v}_impressions": _q(_INC, f"{names.IMPRESSIONS}_total", v, zero=True),
     }
 
 

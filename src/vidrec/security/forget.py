@@ -29,21 +29,11 @@ from pathlib import Path
 import redis
 from redis.cluster import RedisCluster
 
+from vidrec.contracts.keys import tombstone_key, user_keys
 from vidrec.security.pseudonym import Pseudonymizer
 
 Client = redis.Redis | RedisCluster
-USER_ENTITIES = ("uf", "ss")  # features.stores.USER_ENTITY, features.session.SESSION_ENTITY
-TOMBSTONE_ENTITY = "tomb"
 LAKE_TOMBSTONES = "_tombstones"  # under the lake root; "_" keeps it out of event globs
-
-
-def tombstone_key(user_id: int, pseudonym: int, n_buckets: int) -> str:
-    """In the user's bucket (slot) so the session script can check it atomically."""
-    return f"{TOMBSTONE_ENTITY}:{{b{user_id % n_buckets}}}:{pseudonym}"
-
-
-def user_keys(user_id: int, n_buckets: int) -> list[str]:
-    return [f"{e}:{{b{user_id % n_buckets}}}:{user_id}" for e in USER_ENTITIES]
 
 
 @dataclass(frozen=True)

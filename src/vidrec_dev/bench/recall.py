@@ -28,17 +28,20 @@ from rich.console import Console
 from rich.table import Table
 
 from vidrec.backends.retrieval import LocalRetrieval
-from vidrec.backends.serving_state import Catalogue, ServingState, rule_tables, trending_by_region
+from vidrec.backends.serving_state import ServingState, trending_by_region
 from vidrec.config import Config, ServingConfig, load_config
+from vidrec.contracts.catalogue import Catalogue
 from vidrec.data import load_catalog
+from vidrec.events.event_log import read_event_log
 from vidrec.features import build_training_tables
 from vidrec.models.evaluate import RetrievalQueries, retrieval_queries
 from vidrec.models.metrics import hit_matrix, recall_at_k, split_by_day
 from vidrec.models.two_tower import RETRIEVAL_TABLE
 from vidrec.offline.catalog import videos_as_of_log
-from vidrec.offline.events_io import read_event_log
 from vidrec.offline.run import privacy_view
-from vidrec.pipeline.sources.adapt import HISTORY_SEEDS
+from vidrec.offline.serving_prep import rule_tables
+from vidrec.pipeline.retrievers import Query
+from vidrec.pipeline.sources.base import HISTORY_SEEDS
 from vidrec.ranking.signature import HISTORY_INPUT, USER_X_INPUT
 from vidrec.retrieval import build_neighbour_lists
 
@@ -136,16 +139,27 @@ def evaluate(state: ServingState, day: HeldOutDay, serving: ServingConfig) -> di
     async def run_sources() -> dict[str, tuple[list[list[int]], int, float]]:
         out: dict[str, tuple[list[list[int]], int, float]] = {}
         k = serving.related_k
-        rows, ms = await _per_user(n, lambda u: searched.related(seeds[u], k))
+        rows, ms = await _per_user(
+            n, lambda u: searched.retrieve("related", Query(video_ids=tuple(seeds[u])), k)
+        )
         out["item_item (search)"] = (rows, k, ms)
-        rows, ms = await _per_user(n, lambda u: listed.related(seeds[u], k))
+        rows, ms = await _per_user(
+            n, lambda u: listed.retrieve("related", Query(video_ids=tuple(seeds[u])), k)
+        )
         out["item_item (lists)"] = (rows, k, ms)
-        rows, ms = await _per_user(n, lambda u: listed.trending(day.regions[u], serving.trending_k))
+        rows, ms = await _per_user(
+            n,
+            lambda u: listed.retrieve("trending", Query(region=day.regions[u]), serving.trending_k),
+        )
         out["trending"] = (rows, serving.trending_k, ms)
-        rows, ms = await _per_user(n, lambda u: listed.fresh(serving.fresh_k, day.start_ms))
+        rows, ms = await _per_user(
+            n, lambda u: listed.retrieve("fresh", Query(now_ms=day.start_ms), serving.fresh_k)
+        )
         out["fresh"] = (rows, serving.fresh_k, ms)
         k = serving.same_creator_k
-        rows, ms = await _per_user(n, lambda u: listed.same_creator(seeds[u], k))
+        rows, ms = await _per_user(
+            n, lambda u: listed.retrieve("same_creator", Query(video_ids=tuple(seeds[u])), k)
+        )
         out["same_creator"] = (rows, k, ms)
         return out
 

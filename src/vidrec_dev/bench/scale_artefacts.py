@@ -23,8 +23,8 @@ import numpy as np
 import polars as pl
 from rich.console import Console
 
-from vidrec.backends.serving_state import SERVING_DIR, VIDEOS_FILE
 from vidrec.config import load_config
+from vidrec.contracts.artefacts import SERVING_DIR, VIDEOS_FILE
 from vidrec.data import scale_catalog
 from vidrec.data.scale import ScaleCatalog
 from vidrec.features import VIDEO_SPEC, materialize, unpack_many

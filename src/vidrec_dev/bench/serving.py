@@ -46,11 +46,12 @@ from rich.table import Table
 
 from vidrec.api.compose import build_api
 from vidrec.backends.features import FeatureFetcher
-from vidrec.backends.serving_state import CLOCK_FILE, SERVING_DIR, static_dim_of
+from vidrec.backends.serving_state import static_dim_of
 from vidrec.config import REPO_ROOT, BenchConfig, Config, load_config
+from vidrec.contracts.artefacts import CLOCK_FILE, SERVING_DIR
+from vidrec.contracts.manifest import read_manifest
 from vidrec.features import VIDEO_SPEC, FeatureSpec, make_store, unpack_many, user_spec
 from vidrec.features.stores import VIDEO_ENTITY, OnlineStore, RedisStore, keys_for
-from vidrec.offline.manifest import read_manifest
 from vidrec.pipeline.base import UserContext
 from vidrec.pipeline.observer import RecordingObserver
 from vidrec.pipeline.runner import PipelineRunner

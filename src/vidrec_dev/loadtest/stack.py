@@ -26,7 +26,7 @@ from redis.cluster import RedisCluster
 from rich.console import Console
 
 from vidrec.config import REPO_ROOT, Config
-from vidrec.events.keys import user_marker
+from vidrec.contracts.keys import user_marker
 from vidrec.ranking.triton_process import TritonPorts
 from vidrec_dev.bench.serving import BenchPorts, bench_config
 from vidrec_dev.stack.process import group_members

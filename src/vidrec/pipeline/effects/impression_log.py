@@ -11,7 +11,6 @@ from vidrec.pipeline.clients import ImpressionSink
 class ImpressionLog:
     name = "impression_log"
     policy = Policy.OPEN
-    deadline_ms = 200  # off the request path
 
     def __init__(self, sink: ImpressionSink) -> None:
         self.sink = sink

@@ -10,7 +10,6 @@ from vidrec.pipeline.filters.membership import member
 class BlockedCreators:
     name = "blocked_creators"
     policy = Policy.CLOSED
-    deadline_ms = 5
 
     async def __call__(self, ctx: RequestContext, cands: Candidates) -> FilterResult:
         if ctx.user is None or not ctx.user.blocked_creators:

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 from vidrec.pipeline.base import FilterResult, Policy, RequestContext
 from vidrec.pipeline.candidates import Candidates
-from vidrec.pipeline.sources.adapt import required
+from vidrec.pipeline.sources.base import required
 
 
 class CategoryFilter:
     name = "category"
     policy = Policy.CLOSED  # pure logic: it cannot fail on a dependency
-    deadline_ms = 5
 
     async def __call__(self, ctx: RequestContext, cands: Candidates) -> FilterResult:
         category = required(ctx.category, "category", "category")
@@ -23,7 +22,6 @@ class CategoryFilter:
 class AnchorFilter:
     name = "anchor"
     policy = Policy.CLOSED
-    deadline_ms = 5
 
     async def __call__(self, ctx: RequestContext, cands: Candidates) -> FilterResult:
         anchor = required(ctx.anchor_video_id, "anchor_video_id", "related")

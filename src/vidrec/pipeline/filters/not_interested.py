@@ -12,7 +12,6 @@ from vidrec.pipeline.filters.membership import member
 class NotInterested:
     name = "not_interested"
     policy = Policy.CLOSED
-    deadline_ms = 5
 
     async def __call__(self, ctx: RequestContext, cands: Candidates) -> FilterResult:
         user = ctx.user

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 from vidrec.pipeline.base import Policy, RequestContext, UserContext
 from vidrec.pipeline.clients import FeatureClient
-from vidrec.pipeline.sources.adapt import required
+from vidrec.pipeline.sources.base import required
 
 
 class UserContextStage:
     name = "user_context"
     policy = Policy.CLOSED
-    deadline_ms = 15
 
     def __init__(self, features: FeatureClient) -> None:
         self.features = features

@@ -15,7 +15,6 @@ from vidrec.pipeline.clients import FeatureClient
 class VideoFeatures:
     name = "video_features"
     policy = Policy.OPEN
-    deadline_ms = 20
 
     def __init__(self, features: FeatureClient) -> None:
         self.features = features

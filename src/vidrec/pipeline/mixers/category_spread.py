@@ -18,7 +18,6 @@ from vidrec.pipeline.candidates import Candidates
 class CategorySpread:
     name = "category_spread"
     policy = Policy.OPEN
-    deadline_ms = 5
 
     def __init__(self, max_share: float = 0.4) -> None:
         if not 0 < max_share <= 1:

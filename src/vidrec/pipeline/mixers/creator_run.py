@@ -39,7 +39,6 @@ def limit_runs(creators: Sequence[int], max_run: int, page: int) -> list[int]:
 class CreatorRun:
     name = "creator_run"
     policy = Policy.OPEN
-    deadline_ms = 5
 
     def __init__(self, max_run: int) -> None:
         if max_run < 1:

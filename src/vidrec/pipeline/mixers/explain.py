@@ -1,35 +1,14 @@
-"""mixer/explain — why each item is here, from the source that found it.
+"""mixer/explain — why each item is here, in the words of the source that found it.
 
-Anchors are video ids; the API layer may map them to captions."""
+Each source carries its own sentence (``explain`` on its class,
+:class:`~vidrec.pipeline.sources.base.RetrievalSource`); anchors are video ids, which the API
+layer may map to captions."""
 
 from __future__ import annotations
 
 from vidrec.pipeline.base import Policy, RequestContext
 from vidrec.pipeline.candidates import Candidates
-
-_FIXED = {
-    "fresh": "new",
-    "same_creator": "more from a creator you watch",
-    "two_tower": "recommended for you",
-    "popular": "popular now",
-}
-
-
-def explanation(
-    source: str, region: str, anchor_video_id: int, category: int, ctx: RequestContext
-) -> str:
-    """The sentence for one item found by ``source``."""
-    if anchor_video_id >= 0 and source in ("two_tower", "item_item", "anchor"):
-        return f"because you watched {anchor_video_id}"
-    if source == "trending":
-        return f"trending in {region or ctx.region or 'your region'}"
-    if source == "category":
-        return f"popular in {category if category >= 0 else ctx.category}"
-    if source == "interests":
-        return f"because you picked category {category}"
-    if source == "anchor":
-        return f"related to {ctx.anchor_video_id}"
-    return _FIXED.get(source, "recommended for you")
+from vidrec.pipeline.sources.base import Found, explanation
 
 
 class Explain:
@@ -37,12 +16,11 @@ class Explain:
 
     name = "explain"
     policy = Policy.OPEN
-    deadline_ms = 5
 
     async def __call__(self, ctx: RequestContext, cands: Candidates) -> Candidates:
         found_by = [cands.labels[i] for i in cands.label.tolist()]
         text = tuple(
-            explanation(source, region, anchor, category, ctx)
+            explanation(Found(source, region, anchor, category), ctx)
             for (source, region), anchor, category in zip(
                 found_by, cands.anchor_video_id.tolist(), cands.category.tolist(), strict=True
             )

@@ -22,7 +22,6 @@ def slot_positions(count: int, slots: int) -> frozenset[int]:
 class ExplorationSlots:
     name = "exploration"
     policy = Policy.OPEN
-    deadline_ms = 5
 
     def __init__(self, share: float, fresh_max_age_h: float, fresh_source: str = "fresh") -> None:
         if not 0 <= share <= 1:

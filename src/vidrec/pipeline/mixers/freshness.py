@@ -23,7 +23,6 @@ def age_hours(cands: Candidates, now_ms: int) -> np.ndarray:
 class FreshnessBoost:
     name = "freshness"
     policy = Policy.OPEN
-    deadline_ms = 5
 
     def __init__(self, boost: float, half_life_h: float) -> None:
         if boost < 0 or half_life_h <= 0:

@@ -9,7 +9,6 @@ from vidrec.pipeline.candidates import Candidates
 class Take:
     name = "take"
     policy = Policy.OPEN
-    deadline_ms = 5
 
     async def __call__(self, ctx: RequestContext, cands: Candidates) -> Candidates:
         return cands.head(ctx.count)

@@ -42,7 +42,6 @@ class RetrievalOrder:
 
     name = "retrieval_order"
     policy = Policy.OPEN
-    deadline_ms = 5
 
     async def __call__(self, ctx: RequestContext, cands: Candidates) -> Candidates:
         return apply_retrieval_order(cands)

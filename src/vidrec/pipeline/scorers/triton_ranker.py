@@ -33,7 +33,6 @@ def check_head_weights(weights: Sequence[float]) -> np.ndarray:
 class TritonRanker:
     name = "triton_ranker"
     policy = Policy.OPEN
-    deadline_ms = 40
 
     def __init__(self, ranker: RankerClient, head_weights: Sequence[float], top_n: int) -> None:
         if top_n < 1:

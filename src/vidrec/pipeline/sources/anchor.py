@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from vidrec.pipeline.base import Policy, RequestContext
-from vidrec.pipeline.candidates import Candidates
-from vidrec.pipeline.clients import RetrievalClient
-from vidrec.pipeline.sources.adapt import required, to_candidates
+from vidrec.pipeline.base import RequestContext
+from vidrec.pipeline.retrievers import Query
+from vidrec.pipeline.sources.base import Found, RetrievalSource, because_you_watched, required
 
 
-class Anchor:
+class Anchor(RetrievalSource):
     name = "anchor"
-    policy = Policy.OPEN
-    deadline_ms = 30
+    retriever = "related"  # item_item's retrieval, seeded by the request's anchor
 
-    def __init__(self, retrieval: RetrievalClient, k: int) -> None:
-        self.retrieval, self.k = retrieval, k
+    def query(self, ctx: RequestContext) -> Query | None:
+        return Query(video_ids=(required(ctx.anchor_video_id, "anchor_video_id", "related"),))
 
-    async def __call__(self, ctx: RequestContext) -> Candidates:
-        anchor = required(ctx.anchor_video_id, "anchor_video_id", "related")
-        return to_candidates(await self.retrieval.related((anchor,), self.k), self.name)
+    @staticmethod
+    def explain(found: Found, ctx: RequestContext) -> str:
+        return because_you_watched(found) or f"related to {ctx.anchor_video_id}"

@@ -10,28 +10,31 @@ import asyncio
 
 import numpy as np
 
-from vidrec.pipeline.base import Policy, RequestContext
+from vidrec.pipeline.base import RequestContext
 from vidrec.pipeline.candidates import Candidates, Retrieved
-from vidrec.pipeline.clients import RetrievalClient
-from vidrec.pipeline.sources.adapt import to_candidates
+from vidrec.pipeline.retrievers import Query
+from vidrec.pipeline.sources.base import Found, RetrievalSource
 
 
-class Interests:
+class Interests(RetrievalSource):
     name = "interests"
-    policy = Policy.OPEN
-    deadline_ms = 30
+    retriever = "by_category"  # the category source's retrieval, once per picked category
 
-    def __init__(self, retrieval: RetrievalClient, k: int) -> None:
-        self.retrieval, self.k = retrieval, k
+    @staticmethod
+    def explain(found: Found, ctx: RequestContext) -> str:
+        return f"because you picked category {found.category}"
 
     async def __call__(self, ctx: RequestContext) -> Candidates:
         if not ctx.interests:
             return Candidates.empty()
         per = max(1, self.k // len(ctx.interests))
-        found = await asyncio.gather(*(self.retrieval.by_category(c, per) for c in ctx.interests))
+        found = await asyncio.gather(
+            *(self.retrieval.retrieve(self.retriever, Query(category=c), per)
+              for c in ctx.interests)
+        )  # fmt: skip
         # Interleave so every picked category reaches the first page (each category's 1st,
         # then each one's 2nd, ...), as deep as the shortest list goes.
         depth = min(len(f) for f in found)
         stacked = Retrieved.concat([f.take(slice(0, depth)) for f in found])
         order = (np.arange(len(found))[None, :] * depth + np.arange(depth)[:, None]).ravel()
-        return to_candidates(stacked.take(order), self.name)
+        return Candidates.from_retrieved(stacked.take(order), self.name)

@@ -4,29 +4,78 @@ Seeds are the user's recent watches (home) or the anchor video (related surface)
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
-from vidrec.pipeline.base import Policy, RequestContext
-from vidrec.pipeline.candidates import Candidates
+import numpy as np
+
+from vidrec.contracts.catalogue import Catalogue
+from vidrec.pipeline.base import RequestContext
+from vidrec.pipeline.candidates import Retrieved
 from vidrec.pipeline.clients import RetrievalClient
-from vidrec.pipeline.sources.adapt import recent_watches, to_candidates
+from vidrec.pipeline.retrievers import Corpus, Query, retriever
+from vidrec.pipeline.sources.base import (
+    Found,
+    RetrievalSource,
+    interleaved,
+    recent_watches,
+    unique_in_order,
+)
 
 
-class SameCreator:
+class SameCreator(RetrievalSource):
     name = "same_creator"
-    policy = Policy.OPEN
-    deadline_ms = 30
 
     def __init__(
         self, retrieval: RetrievalClient, k: int, seeds: Literal["history", "anchor"] = "history"
     ) -> None:
-        self.retrieval, self.k, self.seeds = retrieval, k, seeds
+        super().__init__(retrieval, k)
+        self.seeds = seeds
 
-    async def __call__(self, ctx: RequestContext) -> Candidates:
+    def query(self, ctx: RequestContext) -> Query | None:
         if self.seeds == "anchor":
             ids: tuple[int, ...] = () if ctx.anchor_video_id is None else (ctx.anchor_video_id,)
         else:
             ids = recent_watches(ctx)
-        if not ids:
-            return Candidates.empty()
-        return to_candidates(await self.retrieval.same_creator(ids, self.k), self.name)
+        return Query(video_ids=ids) if ids else None
+
+    @staticmethod
+    def explain(found: Found, ctx: RequestContext) -> str:
+        return "more from a creator you watch"
+
+
+@dataclass(frozen=True)
+class ByCreator:
+    rows: np.ndarray  # catalogue rows by creator, most popular first within a creator
+    creator: np.ndarray  # creator of each of those rows (sorted, for searchsorted)
+
+
+def by_creator(cat: Catalogue) -> ByCreator:
+    rows = np.lexsort((-cat.popularity, cat.creator_id))
+    return ByCreator(rows, cat.creator_id[rows])
+
+
+@retriever("same_creator", prepare=by_creator)
+def same_creator(corpus: Corpus, query: Query, k: int) -> Retrieved:
+    """Other videos by the seeds' creators, most popular first, creators interleaved."""
+    order: ByCreator = corpus.prepared("same_creator")
+    cat = corpus.catalogue
+    anchors = unique_in_order(query.video_ids)
+    rows, known = cat.rows(anchors)
+    anchors, creators = anchors[known], cat.creator_id[rows[known]]
+    _, first = np.unique(creators, return_index=True)
+    anchors, creators = anchors[np.sort(first)], creators[np.sort(first)]
+    lo = np.searchsorted(order.creator, creators, side="left")
+    hi = np.minimum(np.searchsorted(order.creator, creators, side="right"), lo + k + 1)
+    counts = hi - lo
+    if counts.sum() == 0:
+        return Retrieved.empty()
+    group = np.repeat(np.arange(creators.size), counts)
+    rank = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    picked = order.rows[lo[group] + rank]
+    keep = ~np.isin(cat.video_id[picked], anchors)
+    picked, group, rank = picked[keep], group[keep], rank[keep]
+    top = interleaved(rank, cat.popularity[picked])[:k]
+    return corpus.records(
+        cat.video_id[picked[top]], cat.popularity[picked[top]], anchors[group[top]]
+    )

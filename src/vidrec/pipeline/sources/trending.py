@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from vidrec.pipeline.base import Policy, RequestContext
-from vidrec.pipeline.candidates import Candidates
+import numpy as np
+
+from vidrec.pipeline.base import RequestContext
+from vidrec.pipeline.candidates import Retrieved
 from vidrec.pipeline.clients import RetrievalClient
-from vidrec.pipeline.sources.adapt import to_candidates
+from vidrec.pipeline.retrievers import Corpus, Query, retriever
+from vidrec.pipeline.sources.base import Found, RetrievalSource
+
+_NONE = (np.zeros(0, np.int64), np.zeros(0))
 
 
 def region_of(ctx: RequestContext, default: str) -> str:
@@ -13,14 +18,23 @@ def region_of(ctx: RequestContext, default: str) -> str:
     return ctx.region or (ctx.user.region if ctx.user is not None else "") or default
 
 
-class Trending:
+class Trending(RetrievalSource):
     name = "trending"
-    policy = Policy.OPEN
-    deadline_ms = 30
 
     def __init__(self, retrieval: RetrievalClient, k: int, default_region: str) -> None:
-        self.retrieval, self.k, self.default_region = retrieval, k, default_region
+        super().__init__(retrieval, k)
+        self.default_region = default_region
 
-    async def __call__(self, ctx: RequestContext) -> Candidates:
-        region = region_of(ctx, self.default_region)
-        return to_candidates(await self.retrieval.trending(region, self.k), self.name, region)
+    def query(self, ctx: RequestContext) -> Query | None:
+        return Query(region=region_of(ctx, self.default_region))
+
+    @staticmethod
+    def explain(found: Found, ctx: RequestContext) -> str:
+        return f"trending in {found.region or ctx.region or 'your region'}"
+
+
+@retriever("trending")
+def trending(corpus: Corpus, query: Query, k: int) -> Retrieved:
+    """Top videos by decayed engagement in the region (the artefact's log, then live)."""
+    ids, scores = corpus.trending.get(query.region, _NONE)
+    return corpus.records(ids[:k], scores[:k])

@@ -1,6 +1,6 @@
 """The vidrec gateway's own router: the user-hash routing table serving reads per request.
 
-The table (:class:`~vidrec.pipeline.variants.RoutingTable` JSON) holds a ``stable`` and a
+The table (:class:`~vidrec.contracts.routing.RoutingTable` JSON) holds a ``stable`` and a
 ``canary`` variant with their Triton model versions, stable first: users hash to buckets,
 variants own contiguous bucket ranges, so raising the canary weight only moves users from
 stable to canary and each user keeps their variant (sticky) between steps. ``finalize``
@@ -18,7 +18,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from vidrec.config import load_config
-from vidrec.pipeline.variants import RoutingTable, VariantRoute
+from vidrec.contracts.routing import RoutingTable, VariantRoute
 from vidrec.rollout.routers.base import RouteTarget, check_weights, kube_api_client
 from vidrec.security.redis_conn import client as redis_client
 

@@ -1,6 +1,8 @@
 """Reading and writing event logs (Parquet), with errors that name the file and column.
 
-An event log is one Parquet file or a directory of them (e.g. the lake's hourly partitions).
+The lake writer writes this format and every offline job reads it, so it lives with the event
+path. An event log is one Parquet file or a directory of them (e.g. the lake's hourly
+partitions).
 Every file is checked against ``EVENT_SCHEMA`` before any work starts, so a bad column fails
 in seconds with its name instead of minutes later inside a join.
 

@@ -1,0 +1,99 @@
+"""What every retrieval-backed source shares: ask one named list, label it, explain it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from vidrec.pipeline.base import Policy, RequestContext
+from vidrec.pipeline.candidates import Candidates
+from vidrec.pipeline.clients import RetrievalClient
+from vidrec.pipeline.retrievers import Query
+
+DEFAULT_EXPLANATION = "recommended for you"
+HISTORY_SEEDS = 5
+"""How many of the most recent watches seed item-item and same-creator retrieval."""
+
+
+@dataclass(frozen=True)
+class Found:
+    """What an explanation may use about one served item."""
+
+    source: str
+    region: str  # the region a regional source searched ("" otherwise)
+    anchor_video_id: int  # the video it was found from, -1 none
+    category: int  # -1 unknown
+
+
+EXPLANATIONS: dict[str, type[RetrievalSource]] = {}
+"""Source name → its class (whose :meth:`~RetrievalSource.explain` labels served items)."""
+
+
+def explanation(found: Found, ctx: RequestContext) -> str:
+    """Why an item found by ``found.source`` is on the page."""
+    source = EXPLANATIONS.get(found.source)
+    return DEFAULT_EXPLANATION if source is None else source.explain(found, ctx)
+
+
+class RetrievalSource:
+    """A source that asks retrieval for the list named ``retriever`` (its own name unless it
+    shares another source's retrieval). Subclasses say what to ask and why an item is here."""
+
+    name: str
+    retriever: str = ""
+    policy: Policy = Policy.OPEN
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            EXPLANATIONS[cls.name] = cls
+
+    def __init__(self, retrieval: RetrievalClient, k: int) -> None:
+        self.retrieval, self.k = retrieval, k
+
+    def query(self, ctx: RequestContext) -> Query | None:
+        """What to ask for this request; None: nothing to ask (an empty answer)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def explain(found: Found, ctx: RequestContext) -> str:
+        return DEFAULT_EXPLANATION
+
+    async def __call__(self, ctx: RequestContext) -> Candidates:
+        query = self.query(ctx)
+        if query is None:
+            return Candidates.empty()
+        found = await self.retrieval.retrieve(self.retriever or self.name, query, self.k)
+        return Candidates.from_retrieved(found, self.name, query.region)
+
+
+def recent_watches(ctx: RequestContext, n: int = HISTORY_SEEDS) -> tuple[int, ...]:
+    return () if ctx.user is None else ctx.user.recent_watches[:n]
+
+
+def required(value: int | None, field: str, surface: str) -> int:
+    """A request field the surface cannot work without (the API validates it first)."""
+    if value is None:
+        raise ValueError(f"{field}: required by the {surface} surface")
+    return value
+
+
+def because_you_watched(found: Found) -> str | None:
+    return f"because you watched {found.anchor_video_id}" if found.anchor_video_id >= 0 else None
+
+
+def interleaved(rank: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Order taking every group's best, then every group's second, ... (``rank`` = place
+    within its group; ties by score), so one anchor cannot fill the list alone."""
+    return np.lexsort((-score, rank))
+
+
+def first_occurrences(ids: np.ndarray) -> np.ndarray:
+    """Positions of the first occurrence of each id, in input order."""
+    _, first = np.unique(ids, return_index=True)
+    return np.sort(first)
+
+
+def unique_in_order(video_ids: tuple[int, ...]) -> np.ndarray:
+    return np.asarray(list(dict.fromkeys(int(v) for v in video_ids)), dtype=np.int64)
