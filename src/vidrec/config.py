@@ -104,6 +104,9 @@ class ServingConfig:
     fresh_k: int = 50
     same_creator_k: int = 50
     max_candidates: int = 1000
+    # Modules of your own that register candidate sources (docs/architecture.md, "Add a
+    # candidate source"), imported where retrieval runs; the built-in ones always are.
+    source_modules: tuple[str, ...] = ()
     rank_top_n: int = 500  # candidates sent to the ranker (by retrieval score)
     # Deadlines (ms): the one source of truth. One budget per stage kind; a stage given its
     # own by its id in stage_deadlines_ms ("<kind>/<name>=<ms>", comma-separated in the env,

@@ -4,6 +4,8 @@ the real Retrieval service, and a degraded-but-200 answer when that service dies
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import os
 import re
 import time
@@ -15,16 +17,23 @@ import pytest
 
 from tests.integration.settings import SLOW_MACHINE, crash
 from tests.integration.test_serving_stack import full_config, home
+from vidrec.backends.remote import from_columns
+from vidrec.backends.retrieval import LocalRetrieval
+from vidrec.backends.serving_state import ServingState
+from vidrec.config import ServingConfig
+from vidrec.pipeline.retrievers import Query
 from vidrec_dev.stack import Stack, read_stack_state
 
 pytestmark = pytest.mark.integration
 SERVICES = {"redis", "prepare", "triton", "retrieval", "features", "recommender"}
+SOURCE = "tests.sources.classics"  # the recipe's test source, loaded by the service
 
 
 @pytest.fixture(scope="module")
 def stack(artefacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     saved = dict(os.environ)
-    os.environ.update(SLOW_MACHINE | {"VIDREC_SERVING__RETRIEVAL_MODE": "remote"})
+    os.environ.update(SLOW_MACHINE | {"VIDREC_SERVING__RETRIEVAL_MODE": "remote",
+                                      "VIDREC_SERVING__SOURCE_MODULES": SOURCE})  # fmt: skip
     s = Stack(full_config(tmp_path_factory.mktemp("remote-stack")), artefacts)
     try:
         s.up(only=SERVICES, progress=False)
@@ -46,14 +55,32 @@ def test_candidates_come_from_the_retrieval_service(stack: Stack) -> None:
     state = read_stack_state(stack.run_dir)
     assert state is not None
     api, retrieval = state.url("recommender"), state.url("retrieval")
-    before = served_by_retrieval(retrieval, "two_tower")
+    before = served_by_retrieval(retrieval, "retrieve")
     body = home(api, 3)
     assert not body.degraded, body.degraded_reasons
     assert len(body.items) == 20 and all(i.scores for i in body.items)
     deadline = time.monotonic() + 10  # BentoML records a request after it has answered it
-    while served_by_retrieval(retrieval, "two_tower") < before + 1:
-        assert time.monotonic() < deadline, "the Retrieval service saw no two_tower request"
+    while served_by_retrieval(retrieval, "retrieve") < before + 1:
+        assert time.monotonic() < deadline, "the Retrieval service saw no retrieve request"
         time.sleep(0.5)
+
+
+def test_a_new_source_is_answered_by_the_generic_endpoint(stack: Stack, artefacts: Path) -> None:
+    """The recipe's source, never named by the service: the same list as in process, and a
+    name nobody registered is a 400 that lists the known ones."""
+    state = read_stack_state(stack.run_dir)
+    assert state is not None
+    url = f"{state.url('retrieval')}/retrieve"
+    reply = httpx.post(url, json={"name": "classics", "query": {}, "k": 6}, timeout=30)
+    assert reply.status_code == 200, reply.text
+    cfg = dataclasses.replace(ServingConfig(), source_modules=(SOURCE,))
+    local = LocalRetrieval(ServingState.load(artefacts), cfg)
+    assert from_columns(reply.json()) == asyncio.run(local.retrieve("classics", Query(), 6))
+    bad = httpx.post(url, json={"name": "nope", "query": {}, "k": 6}, timeout=30)
+    assert bad.status_code == 400 and "classics" in bad.text, bad.text
+    bad = httpx.post(url, json={"name": "classics", "query": {"video_ids": ["x"]}, "k": 6},
+                     timeout=30)  # fmt: skip
+    assert bad.status_code == 400 and "query.video_ids" in bad.text, bad.text
 
 
 def test_retrieval_service_down_degrades_to_the_cached_popular_list(stack: Stack) -> None:

@@ -1,5 +1,4 @@
 import numpy as np
-
 import pytest
 
 from vidrec.backends.remote import from_columns, to_columns
@@ -35,9 +34,9 @@ def test_a_query_round_trips_and_a_bad_field_is_named() -> None:
     assert back.user_vector is not None
     np.testing.assert_array_equal(back.user_vector, np.ones(3, np.float32))
     assert Query.from_json({}).user_vector is None
-    with pytest.raises(ValueError, match="query.video_ids"):
+    with pytest.raises(ValueError, match=r"query\.video_ids"):
         Query.from_json({"video_ids": ["x"]})
-    with pytest.raises(ValueError, match="query.user_vector_b64"):
+    with pytest.raises(ValueError, match=r"query\.user_vector_b64"):
         Query.from_json({"user_vector_b64": "%%%"})
-    with pytest.raises(ValueError, match="query.category"):
+    with pytest.raises(ValueError, match=r"query\.category"):
         Query.from_json({"category": "music"})

@@ -31,7 +31,7 @@ from vidrec.config import ServingConfig
 from vidrec.contracts.catalogue import Catalogue
 from vidrec.features import user_tower_input
 from vidrec.pipeline.candidates import Retrieved
-from vidrec.pipeline.retrievers import RETRIEVERS, Query, registered
+from vidrec.pipeline.retrievers import RETRIEVERS, Query, import_sources, registered
 from vidrec.ranking.signature import HISTORY_INPUT, USER_X_INPUT
 from vidrec.retrieval import NeighbourLists, set_faiss_threads
 
@@ -61,8 +61,8 @@ class _View:
         embedding_ids: np.ndarray, **shared: Any,
     ) -> _View:  # fmt: skip
         """A view of ``cat``; ``shared`` (cfg, neighbours, trending, index, embed) defaults to
-        ``base``'s. Every registered retriever's ``prepare`` runs here, off the request path."""
-        registered("popular")  # every source module imported, so every retriever is known
+        ``base``'s. Every registered retriever's ``prepare`` runs here, off the request path
+        (sources are imported first: :meth:`LocalRetrieval.__init__`)."""
         if base is not None:
             shared = {k: shared.get(k, getattr(base, k)) for k in
                       ("cfg", "neighbours", "trending", "index", "embed")}  # fmt: skip
@@ -117,6 +117,7 @@ class LocalRetrieval:
 
     def __init__(self, state: ServingState, cfg: ServingConfig = DEFAULT_SERVING) -> None:
         set_faiss_threads(cfg.faiss_threads)  # the process that serves searches
+        import_sources(cfg.source_modules)  # before the view: their orders are built with it
         self.state = state
         self.cfg = cfg
         self.index = LiveIndex(state.index)

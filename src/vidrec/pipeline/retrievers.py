@@ -14,7 +14,8 @@ BentoML Retrieval service). Nothing else lists the sources.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Mapping
+import importlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -22,6 +23,7 @@ import numpy as np
 
 from vidrec.config import ServingConfig
 from vidrec.contracts.catalogue import Catalogue
+from vidrec.errors import InputError
 from vidrec.pipeline.candidates import Retrieved
 
 
@@ -177,11 +179,24 @@ def retriever(
     return register
 
 
-def registered(name: str) -> Retriever:
-    """The retriever ``name`` (every source module imported first); ``KeyError`` names the
-    known ones."""
-    import vidrec.pipeline.sources  # noqa: F401  (registers every source)
+def import_sources(modules: Sequence[str] = ()) -> None:
+    """Register the built-in sources and those of ``modules`` (``ServingConfig.source_modules``);
+    a module that cannot be imported is an :class:`~vidrec.errors.InputError` naming it."""
+    import vidrec.pipeline.sources  # noqa: F401  (registers every built-in source)
 
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise InputError(
+                f"serving.source_modules: cannot import {module!r} ({exc}); set "
+                "VIDREC_SERVING__SOURCE_MODULES to modules on the Python path"
+            ) from None
+
+
+def registered(name: str) -> Retriever:
+    """The retriever ``name``; ``KeyError`` names the known ones."""
+    import_sources()
     try:
         return RETRIEVERS[name]
     except KeyError:

@@ -83,6 +83,19 @@ def because_you_watched(found: Found) -> str | None:
     return f"because you watched {found.anchor_video_id}" if found.anchor_video_id >= 0 else None
 
 
+@dataclass(frozen=True)
+class Grouped:
+    """Catalogue rows grouped by one column, most popular first within a group."""
+
+    rows: np.ndarray
+    key: np.ndarray  # that column's value of each of those rows (sorted, for searchsorted)
+
+    @classmethod
+    def by(cls, key: np.ndarray, popularity: np.ndarray) -> Grouped:
+        rows = np.lexsort((-popularity, key))
+        return cls(rows, key[rows])
+
+
 def interleaved(rank: np.ndarray, score: np.ndarray) -> np.ndarray:
     """Order taking every group's best, then every group's second, ... (``rank`` = place
     within its group; ties by score), so one anchor cannot fill the list alone."""

@@ -4,18 +4,17 @@ Seeds are the user's recent watches (home) or the anchor video (related surface)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
-from vidrec.contracts.catalogue import Catalogue
 from vidrec.pipeline.base import RequestContext
 from vidrec.pipeline.candidates import Retrieved
 from vidrec.pipeline.clients import RetrievalClient
 from vidrec.pipeline.retrievers import Corpus, Query, retriever
 from vidrec.pipeline.sources.base import (
     Found,
+    Grouped,
     RetrievalSource,
     interleaved,
     recent_watches,
@@ -44,29 +43,18 @@ class SameCreator(RetrievalSource):
         return "more from a creator you watch"
 
 
-@dataclass(frozen=True)
-class ByCreator:
-    rows: np.ndarray  # catalogue rows by creator, most popular first within a creator
-    creator: np.ndarray  # creator of each of those rows (sorted, for searchsorted)
-
-
-def by_creator(cat: Catalogue) -> ByCreator:
-    rows = np.lexsort((-cat.popularity, cat.creator_id))
-    return ByCreator(rows, cat.creator_id[rows])
-
-
-@retriever("same_creator", prepare=by_creator)
+@retriever("same_creator", prepare=lambda cat: Grouped.by(cat.creator_id, cat.popularity))
 def same_creator(corpus: Corpus, query: Query, k: int) -> Retrieved:
     """Other videos by the seeds' creators, most popular first, creators interleaved."""
-    order: ByCreator = corpus.prepared("same_creator")
+    order: Grouped = corpus.prepared("same_creator")
     cat = corpus.catalogue
     anchors = unique_in_order(query.video_ids)
     rows, known = cat.rows(anchors)
     anchors, creators = anchors[known], cat.creator_id[rows[known]]
     _, first = np.unique(creators, return_index=True)
     anchors, creators = anchors[np.sort(first)], creators[np.sort(first)]
-    lo = np.searchsorted(order.creator, creators, side="left")
-    hi = np.minimum(np.searchsorted(order.creator, creators, side="right"), lo + k + 1)
+    lo = np.searchsorted(order.key, creators, side="left")
+    hi = np.minimum(np.searchsorted(order.key, creators, side="right"), lo + k + 1)
     counts = hi - lo
     if counts.sum() == 0:
         return Retrieved.empty()
