@@ -20,10 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.integration.redis_servers import redis_cluster, standalone_redis
 
-from vidrec_dev.bench.serving import bench_hydration
 from vidrec.config import RedisConfig, load_config
 from vidrec.features import VIDEO_SPEC, make_store, pack_many, user_spec
 from vidrec.features.stores import VIDEO_ENTITY, keys_for
+from vidrec_dev.bench.serving import bench_hydration
 
 N_IDS = 20_000
 

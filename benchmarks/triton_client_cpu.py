@@ -24,6 +24,7 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as grpcaio
 
+from vidrec.backends.ranker import TritonRankerClient
 from vidrec.config import RankingConfig, load_config
 from vidrec.ranking.model_repository import RANKER_MODEL, write_model_repository
 from vidrec.ranking.sessions import ranker_input_width
@@ -35,7 +36,6 @@ from vidrec.ranking.triton_process import (
     prepare_backend_dir,
     triton_command,
 )
-from vidrec.backends.ranker import TritonRankerClient
 
 
 def cpu_ms(call: Callable[[], object], calls: int) -> float:

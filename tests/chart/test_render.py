@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import importlib.util
 import re
 import subprocess
 from pathlib import Path
@@ -277,6 +278,23 @@ def test_processes_run_the_local_stack_commands() -> None:
     assert "--load-model=ranker" in triton["args"]
     prepare = find(docs, "Job", "vidrec-prepare")["spec"]["template"]["spec"]["containers"][0]
     assert [*prepare["command"], *prepare["args"][:2]] == ["vidrec", "serve", "prepare"]
+
+
+def test_the_lean_http_host_runs_the_local_stack_command_and_its_health_route() -> None:
+    docs = render_with("recommender.host=uvicorn")
+    pod = find(docs, "Deployment", "vidrec-recommender")["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    assert c["command"] == ["python", "-m", services.LEAN_HTTP_MODULE]
+    assert importlib.util.find_spec(services.LEAN_HTTP_MODULE) is not None
+    probes = [c[p]["httpGet"]["path"] for p in ("startupProbe", "livenessProbe", "readinessProbe")]
+    assert probes == ["/api/v1/health"] * 3
+    env = find(docs, "ConfigMap", "vidrec-env")["data"]
+    assert env["VIDREC_SERVING__HTTP_HOST"] == "uvicorn"
+    monitors = [m for m in by_kind(render_with("recommender.host=uvicorn",
+                "monitoring.serviceMonitor.force=true"), "ServiceMonitor")
+                if m["metadata"]["name"].endswith("-recommender")]  # fmt: skip
+    paths = [e["path"] for m in monitors for e in m["spec"]["endpoints"]]
+    assert paths == ["/api/v1/metrics"]  # BentoML's /metrics does not exist on this host
 
 
 def test_tensorrt_plan_is_built_in_the_triton_pod_of_the_gpu_profile() -> None:

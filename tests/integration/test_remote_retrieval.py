@@ -1,6 +1,6 @@
-"""The Recommender composed with the Retrieval service through `bentoml.depends(url=...)`
-(``VIDREC_SERVING__RETRIEVAL_MODE=remote``): a home feed whose candidates come over HTTP from
-the real Retrieval service, and a degraded-but-200 answer when that service dies."""
+"""The Recommender composed with the Retrieval service (``VIDREC_SERVING__RETRIEVAL_MODE=remote``),
+on each HTTP host: a home feed whose candidates come over HTTP from the real Retrieval service,
+a new source answered by its generic endpoint, and a degraded-but-200 answer when it dies."""
 
 from __future__ import annotations
 
@@ -29,12 +29,19 @@ SERVICES = {"redis", "prepare", "triton", "retrieval", "features", "recommender"
 SOURCE = "tests.sources.classics"  # the recipe's test source, loaded by the service
 
 
-@pytest.fixture(scope="module")
-def stack(artefacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+@pytest.fixture(scope="module", params=["bentoml", "uvicorn"])
+def stack(
+    artefacts: Path, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Stack]:
+    """The recommender on each HTTP host: the BentoML service (``bentoml.depends``) and the
+    lean host (``vidrec.api.http_server``, BentoML's HTTP client to the same service)."""
     saved = dict(os.environ)
     os.environ.update(SLOW_MACHINE | {"VIDREC_SERVING__RETRIEVAL_MODE": "remote",
-                                      "VIDREC_SERVING__SOURCE_MODULES": SOURCE})  # fmt: skip
-    s = Stack(full_config(tmp_path_factory.mktemp("remote-stack")), artefacts)
+                                      "VIDREC_SERVING__SOURCE_MODULES": SOURCE,
+                                      "VIDREC_SERVING__HTTP_HOST": request.param})  # fmt: skip
+    cfg = full_config(tmp_path_factory.mktemp("remote-stack"))
+    s = Stack(dataclasses.replace(cfg, serving=dataclasses.replace(
+        cfg.serving, http_host=request.param)), artefacts)  # fmt: skip
     try:
         s.up(only=SERVICES, progress=False)
         yield s
@@ -49,6 +56,18 @@ def served_by_retrieval(url: str, api: str) -> float:
     text = httpx.get(f"{url}/metrics", timeout=10).text
     pattern = rf'^bentoml_service_request_total\{{[^}}]*endpoint="/{api}"[^}}]*\}} (\S+)$'
     return sum(float(m) for m in re.findall(pattern, text, flags=re.M))
+
+
+def test_the_recommender_runs_on_the_configured_host(stack: Stack) -> None:
+    state = read_stack_state(stack.run_dir)
+    assert state is not None
+    url = state.url("recommender")
+    assert httpx.get(f"{url}/api/v1/health", timeout=10).json() == {"ready": True}
+    bentoml_metrics = httpx.get(f"{url}/metrics", timeout=10)
+    if stack.cfg.serving.http_host == "uvicorn":  # nothing of BentoML around the app
+        assert bentoml_metrics.status_code == 404
+    else:
+        assert "bentoml_service_request_total" in bentoml_metrics.text
 
 
 def test_candidates_come_from_the_retrieval_service(stack: Stack) -> None:

@@ -35,14 +35,13 @@ ALLOWED: dict[str, set[str]] = {
     "retrieval": {"config", "schema", "errors", "contracts"},
     "pipeline": GROUND | {"features"},
     "backends": GROUND | {"features", "models", "pipeline", "ranking", "retrieval", "security"},
-    "api": GROUND | {"backends", "events", "features", "pipeline", "security"},
+    "api": GROUND | {"backends", "features", "pipeline", "security"},
     "events": GROUND | {"features", "security"},
     "rollout": GROUND | {"cli_support", "security"},
     "offline": GROUND
     | {"data", "events", "features", "models", "ranking", "retrieval", "security", "backends"},
     "cli_support": {"errors"},
-    "cli": GROUND
-    | {"cli_support", "events", "offline", "ranking", "rollout", "security", "backends"},
+    "cli": GROUND | {"cli_support", "events", "offline", "ranking", "rollout", "security"},
 }
 
 

@@ -27,14 +27,15 @@ def from_columns(cols: dict[str, list[Any]]) -> Retrieved:
     return Retrieved.of(*(cols[f] for f in FIELDS))
 
 
-class _AsyncMethods(Protocol):
-    def __getattr__(self, name: str) -> Any: ...
+class _AsyncRetrieve(Protocol):
+    async def retrieve(self, *, name: str, query: dict[str, Any], k: int) -> Any: ...
 
 
 class _Proxy(Protocol):
-    """What ``bentoml.depends(Retrieval, url=...)`` gives: ``proxy.to_async.<api>(**kw)``."""
+    """What ``bentoml.depends(Retrieval, url=...)`` gives: ``proxy.to_async.retrieve(**kw)``."""
 
-    to_async: _AsyncMethods
+    @property
+    def to_async(self) -> _AsyncRetrieve: ...
 
 
 class RemoteRetrieval:

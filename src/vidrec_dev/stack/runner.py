@@ -169,6 +169,23 @@ class Stack:
             self.console.print(status_table(self.status()))
         return state
 
+    def stop(self, name: str) -> bool:
+        """Stop one service and forget it (a later ``up`` starts it again, e.g. with another
+        config); True if it was running."""
+        state = self._load_state()
+        proc = self._procs.pop(name, None)
+        pid_file = self.run_dir / "pids" / f"{name}.pid"
+        if proc is not None:
+            proc.stop()
+            ran = True
+        else:
+            text = pid_file.read_text().strip() if pid_file.is_file() else ""
+            ran = text.isdigit() and stop_group(int(text))
+        pid_file.unlink(missing_ok=True)
+        state.services.pop(name, None)
+        write_stack_state(state)
+        return ran
+
     def down(self) -> list[str]:
         """Stop every service found in the pidfiles, last started first; return their names.
 

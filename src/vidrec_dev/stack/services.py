@@ -29,6 +29,7 @@ REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
 CLUSTER_MASTERS = 3
 CLUSTER_BUS_OFFSET = 10_000  # a cluster node also listens on port + 10000
+LEAN_HTTP_MODULE = "vidrec.api.http_server"
 BENTO_SERVICE_FILE = "bentos/recommender/service.py"
 GRPC_MODULE = "vidrec.api.grpc_server"
 # Where `prepare_serving` may live (the brief said state; it landed in prepare): first wins.
@@ -219,6 +220,32 @@ def bento_spec(
     )
 
 
+def recommender_spec(
+    cfg: Config, env: dict[str, str], depends_on: tuple[str, ...], run_dir: Path
+) -> ServiceSpec:
+    """The HTTP API on the host ``serving.http_host`` names: the BentoML Recommender, or the
+    same app on uvicorn alone (``vidrec.api.http_server``)."""
+    port = cfg.serving.recommender_port
+    if cfg.serving.http_host == "bentoml":
+        return bento_spec("recommender", "Recommender", port, env, depends_on, run_dir)
+    if cfg.serving.http_host != "uvicorn":
+        raise StackError(
+            f"serving.http_host: {cfg.serving.http_host!r} is not 'bentoml' or 'uvicorn' "
+            "(VIDREC_SERVING__HTTP_HOST)"
+        )
+    argv = (sys.executable, "-m", LEAN_HTTP_MODULE, "--port", str(port), "--host", HOST)
+    return ServiceSpec(
+        name="recommender",
+        argv=argv,
+        health=HttpCheck(http_url(port, "/api/v1/health")),
+        env=env,
+        cwd=REPO_ROOT,
+        depends_on=depends_on,
+        ports=(port,),
+        url=http_url(port),
+    )
+
+
 def grpc_spec(cfg: Config, env: dict[str, str]) -> ServiceSpec:
     port, metrics = cfg.serving.grpc_port, cfg.serving.grpc_metrics_port
     argv = (sys.executable, "-m", GRPC_MODULE, "--port", str(port), "--metrics-port", str(metrics))
@@ -261,7 +288,11 @@ def scrape_targets(cfg: Config) -> dict[str, str]:
     s = cfg.serving
     return {
         "recommender": http_url(s.recommender_port, "/api/v1/metrics"),
-        "recommender_bentoml": http_url(s.recommender_port, "/metrics"),
+        **(
+            {"recommender_bentoml": http_url(s.recommender_port, "/metrics")}
+            if s.http_host == "bentoml"
+            else {}
+        ),
         "retrieval": http_url(s.retrieval_port, "/metrics"),
         "features": http_url(s.features_port, "/metrics"),
         "grpc": http_url(cfg.serving.grpc_metrics_port, "/metrics"),
@@ -307,7 +338,7 @@ def build_plan(cfg: Config, artefacts_dir: Path) -> Plan:
             bento_spec("features", "Features", s.features_port, env, data_deps, run_dir),
         ),
         (
-            bento_spec("recommender", "Recommender", s.recommender_port, env, api_deps, run_dir),
+            recommender_spec(cfg, env, api_deps, run_dir),
             grpc_spec(cfg, env),
             *event_specs(cfg, env, run_dir),
         ),
