@@ -20,8 +20,13 @@ TOMBSTONE_ENTITY = "tomb"  # a forgotten user (keyed by pseudonym, in the user's
 USER_ENTITIES = (USER_ENTITY, SESSION_ENTITY)  # every per-user key a forget erases
 
 
+def tag_of_bucket(bucket: int) -> str:
+    """The hash tag of bucket ``bucket``: every key of the bucket lives in its slot."""
+    return f"{{b{bucket}}}"
+
+
 def bucket_tag(entity_id: int, n_buckets: int) -> str:
-    return f"{{b{entity_id % n_buckets}}}"
+    return tag_of_bucket(entity_id % n_buckets)
 
 
 def key_for(entity: str, entity_id: int, n_buckets: int) -> str:

@@ -23,6 +23,7 @@ from vidrec.contracts.keys import USER_ENTITY as USER_ENTITY
 from vidrec.contracts.keys import VIDEO_ENTITY as VIDEO_ENTITY
 from vidrec.contracts.keys import key_for as key_for
 from vidrec.contracts.keys import keys_for as keys_for
+from vidrec.contracts.keys import tag_of_bucket
 
 DEFAULT_BUCKETS = FeatureConfig().n_buckets
 T = TypeVar("T")
@@ -203,7 +204,7 @@ class RedisClusterStore:
     def _bucket_slot(self, bucket: int) -> int:
         slot = self._slot_of_bucket.get(bucket)
         if slot is None:
-            slot = self._slot_of_bucket[bucket] = self.client.keyslot(f"{{b{bucket}}}")
+            slot = self._slot_of_bucket[bucket] = self.client.keyslot(tag_of_bucket(bucket))
         return slot
 
     def get_keys(self, keys: Sequence[str]) -> list[bytes | None]:

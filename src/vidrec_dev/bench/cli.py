@@ -65,6 +65,10 @@ def bench_serving(
         typer.Option(help="Load levels: closed-loop HTTP clients, a comma list, e.g. 1,8,32."),
     ] = "1,2,4,8,16,32",
     duration: Annotated[float, typer.Option(help="Seconds of load per level.")] = 20.0,
+    http_host: Annotated[
+        str,
+        typer.Option(help="Who serves the recommender's HTTP API: bentoml or uvicorn (lean)."),
+    ] = "",
 ) -> None:
     """What a home feed costs: CPU ms per request of every service, latency, capacity."""
     from vidrec_dev.bench.serving import run
@@ -75,7 +79,10 @@ def bench_serving(
         raise InputError(f"--levels {levels!r}: expected a comma list of integers") from exc
     if not clients or min(clients) < 1:
         raise InputError(f"--levels {levels!r}: expected one or more client counts >= 1")
-    run(out, n_videos=videos, candidates=candidates, duration_s=duration, levels=clients)
+    if http_host not in ("", "bentoml", "uvicorn"):
+        raise InputError(f"--http-host {http_host!r}: expected bentoml or uvicorn")
+    run(out, n_videos=videos, candidates=candidates, duration_s=duration, levels=clients,
+        http_host=http_host)  # fmt: skip
 
 
 @bench_app.command("recall")

@@ -892,6 +892,7 @@ def run(
     candidates: int = 500,
     duration_s: float = 20.0,
     levels: Sequence[int] = LEVELS,
+    http_host: str = "",
 ) -> dict[str, Any]:
     """Build (or reuse) the scale artefacts, measure everything, write JSON + PNG, print."""
     out = out.resolve()
@@ -902,7 +903,8 @@ def run(
     scale_dir = write_scale_artefacts(demo, out / f"scale-{n_videos}", n_videos, console)
     ports = BenchPorts.from_config(base.bench)
     cfg = bench_config(out / "run", scale_dir, ports)
-    cfg = replace(cfg, serving=replace(cfg.serving, rank_top_n=candidates))
+    cfg = replace(cfg, serving=replace(cfg.serving, rank_top_n=candidates,
+                                       http_host=http_host or cfg.serving.http_host))  # fmt: skip
     cores = os.cpu_count() or 1
     load_start = os.getloadavg()
     # Triton first: its own servers, while no stack runs (the in-process API's background
@@ -915,6 +917,7 @@ def run(
     results: dict[str, Any] = {
         "videos": n_videos,
         "candidates": candidates,
+        "http_host": cfg.serving.http_host,
         "cores": cores,
         "duration_s": duration_s,
         "load_average": {"start": list(load_start), "end": list(os.getloadavg())},
