@@ -30,20 +30,14 @@ from rich.table import Table
 from vidrec.config import Config
 from vidrec.features import make_store
 from vidrec_dev.bench.cpu import ProcessTreeCPU, cpu_seconds
-from vidrec_dev.bench.scale_artefacts import (
-    CATALOG_DIR,
-    load_scale_catalog,
-    write_scale_vectors,
-    write_serving_table,
-)
+from vidrec_dev.bench.scale_artefacts import CATALOG_DIR
 from vidrec_dev.bench.serving import (
-    CLOCK_FILE,
-    SERVING_DIR,
     STACK_SERVICES,
     BenchPorts,
     bench_config,
     closed_loop,
     known_users,
+    scale_data_up,
     service_roots,
 )
 from vidrec_dev.stack import Stack
@@ -103,13 +97,12 @@ def main() -> None:
     levels = [int(c) for c in args.clients.split(",")]
     rows: list[dict[str, Any]] = []
     try:
-        stack.up(only={"redis", "prepare"}, progress=False)
         if (scale / CATALOG_DIR).is_dir():  # a scale catalogue: its vectors, as the bench does
-            table = write_serving_table(scale, load_scale_catalog(scale))
-            at_ms = int(json.loads((scale / SERVING_DIR / CLOCK_FILE).read_text())["log_end_ms"])
             store = make_store(cfg.redis, cfg.features.n_buckets)
-            write_scale_vectors(store, table, at_ms)
+            scale_data_up(stack, scale, store)
             store.close()
+        else:
+            stack.up(only={"redis", "prepare"}, progress=False)
         stack.up(only=STACK_SERVICES - {"recommender"}, progress=False)
         users = known_users(scale)
         url = f"http://127.0.0.1:{cfg.serving.recommender_port}/api/v1/recommendations/home"

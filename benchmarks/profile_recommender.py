@@ -25,19 +25,13 @@ from rich.console import Console
 
 from vidrec.features import make_store
 from vidrec_dev.bench.cpu import ProcessTreeCPU, cpu_seconds, process_table, tree_pids
-from vidrec_dev.bench.scale_artefacts import (
-    load_scale_catalog,
-    write_scale_vectors,
-    write_serving_table,
-)
 from vidrec_dev.bench.serving import (
-    CLOCK_FILE,
-    SERVING_DIR,
     STACK_SERVICES,
     BenchPorts,
     bench_config,
     closed_loop,
     known_users,
+    scale_data_up,
     service_roots,
 )
 from vidrec_dev.stack import Stack
@@ -82,11 +76,8 @@ def main() -> None:
     cfg = bench_config(out / "run", scale, BenchPorts.free())
     stack = Stack(cfg, scale, console)
     try:
-        stack.up(only={"redis", "prepare"}, progress=False)
-        table = write_serving_table(scale, load_scale_catalog(scale))
-        at_ms = int(json.loads((scale / SERVING_DIR / CLOCK_FILE).read_text())["log_end_ms"])
         store = make_store(cfg.redis, cfg.features.n_buckets)
-        write_scale_vectors(store, table, at_ms)
+        scale_data_up(stack, scale, store)
         store.close()
         stack.up(only=STACK_SERVICES, progress=False)
         roots = service_roots(stack)

@@ -645,15 +645,10 @@ def stack_phase(
     stack = Stack(cfg, scale_dir, console)
     solo: ManagedProcess | None = None
     try:
-        console.print("[bold cyan]▶[/] stack: redis cluster + prepare (demo features) …")
-        stack.up(only={"redis", "prepare"}, progress=False)
-        catalog = load_scale_catalog(scale_dir)
-        table = write_serving_table(scale_dir, catalog)
-        at_ms = int(json.loads((scale_dir / SERVING_DIR / CLOCK_FILE).read_text())["log_end_ms"])
+        console.print("[bold cyan]▶[/] stack: redis cluster + prepare, video vectors → cluster")
         store = make_store(cfg.redis, cfg.features.n_buckets)
         try:
-            console.print(f"[bold cyan]▶[/] video vectors for {table.height:,} videos → cluster")
-            write_scale_vectors(store, table, at_ms)
+            table = scale_data_up(stack, scale_dir, store)
             console.print("[bold cyan]▶[/] stack: triton, retrieval, features, recommender …")
             stack.up(only=STACK_SERVICES, progress=False)
             roots = service_roots(stack)
@@ -688,6 +683,16 @@ def stack_phase(
             solo.stop()
         stack.down()
     return StackFigures(found, stages, components, figures)
+
+
+def scale_data_up(stack: Stack, scale_dir: Path, store: OnlineStore) -> pl.DataFrame:
+    """Redis up with the demo's users and sessions (``prepare``), then the scale catalogue's
+    serving table and its video vectors in the store; returns that table."""
+    stack.up(only={"redis", "prepare"}, progress=False)
+    table = write_serving_table(scale_dir, load_scale_catalog(scale_dir))
+    at_ms = int(json.loads((scale_dir / SERVING_DIR / CLOCK_FILE).read_text())["log_end_ms"])
+    write_scale_vectors(store, table, at_ms)
+    return table
 
 
 def targets(r: Mapping[str, Any], rows: int) -> list[Target]:

@@ -186,6 +186,23 @@ def triton_spec(cfg: Config, run_dir: Path, artefacts_dir: Path) -> ServiceSpec:
     )
 
 
+def http_spec(
+    name: str, argv: tuple[str, ...], port: int, health_path: str, env: dict[str, str],
+    depends_on: tuple[str, ...],
+) -> ServiceSpec:  # fmt: skip
+    """A Python HTTP server of the stack on ``port``, healthy when ``health_path`` answers."""
+    return ServiceSpec(
+        name=name,
+        argv=argv,
+        health=HttpCheck(http_url(port, health_path)),
+        env=env,
+        cwd=REPO_ROOT,
+        depends_on=depends_on,
+        ports=(port,),
+        url=http_url(port),
+    )
+
+
 def bento_spec(
     name: str,
     service_class: str,
@@ -198,26 +215,8 @@ def bento_spec(
     multiprocess files there, and services sharing one would report each other's metrics."""
     target = f"{BENTO_SERVICE_FILE}:{service_class}"
     env = {**env, "BENTOML_HOME": str(run_dir / "bentoml" / name)}
-    return ServiceSpec(
-        name=name,
-        argv=(
-            sys.executable,
-            "-m",
-            "bentoml",
-            "serve",
-            target,
-            "--host",
-            HOST,
-            "--port",
-            str(port),
-        ),
-        health=HttpCheck(http_url(port, "/readyz")),
-        env=env,
-        cwd=REPO_ROOT,
-        depends_on=depends_on,
-        ports=(port,),
-        url=http_url(port),
-    )
+    argv = (sys.executable, "-m", "bentoml", "serve", target, "--host", HOST, "--port", str(port))
+    return http_spec(name, argv, port, "/readyz", env, depends_on)
 
 
 def recommender_spec(
@@ -234,16 +233,7 @@ def recommender_spec(
             "(VIDREC_SERVING__HTTP_HOST)"
         )
     argv = (sys.executable, "-m", LEAN_HTTP_MODULE, "--port", str(port), "--host", HOST)
-    return ServiceSpec(
-        name="recommender",
-        argv=argv,
-        health=HttpCheck(http_url(port, "/api/v1/health")),
-        env=env,
-        cwd=REPO_ROOT,
-        depends_on=depends_on,
-        ports=(port,),
-        url=http_url(port),
-    )
+    return http_spec("recommender", argv, port, "/api/v1/health", env, depends_on)
 
 
 def grpc_spec(cfg: Config, env: dict[str, str]) -> ServiceSpec:
