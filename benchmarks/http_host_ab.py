@@ -28,7 +28,6 @@ from rich.console import Console
 from rich.table import Table
 
 from vidrec.config import Config
-from vidrec.features import make_store
 from vidrec_dev.bench.cpu import ProcessTreeCPU, cpu_seconds
 from vidrec_dev.bench.scale_artefacts import CATALOG_DIR
 from vidrec_dev.bench.serving import (
@@ -98,9 +97,7 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     try:
         if (scale / CATALOG_DIR).is_dir():  # a scale catalogue: its vectors, as the bench does
-            store = make_store(cfg.redis, cfg.features.n_buckets)
-            scale_data_up(stack, scale, store)
-            store.close()
+            scale_data_up(stack, scale)[1].close()
         else:
             stack.up(only={"redis", "prepare"}, progress=False)
         stack.up(only=STACK_SERVICES - {"recommender"}, progress=False)

@@ -23,7 +23,6 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
-from vidrec.features import make_store
 from vidrec_dev.bench.cpu import ProcessTreeCPU, cpu_seconds, process_table, tree_pids
 from vidrec_dev.bench.serving import (
     STACK_SERVICES,
@@ -76,9 +75,7 @@ def main() -> None:
     cfg = bench_config(out / "run", scale, BenchPorts.free())
     stack = Stack(cfg, scale, console)
     try:
-        store = make_store(cfg.redis, cfg.features.n_buckets)
-        scale_data_up(stack, scale, store)
-        store.close()
+        scale_data_up(stack, scale)[1].close()
         stack.up(only=STACK_SERVICES, progress=False)
         roots = service_roots(stack)
         users = known_users(scale)

@@ -646,9 +646,8 @@ def stack_phase(
     solo: ManagedProcess | None = None
     try:
         console.print("[bold cyan]▶[/] stack: redis cluster + prepare, video vectors → cluster")
-        store = make_store(cfg.redis, cfg.features.n_buckets)
+        table, store = scale_data_up(stack, scale_dir)
         try:
-            table = scale_data_up(stack, scale_dir, store)
             console.print("[bold cyan]▶[/] stack: triton, retrieval, features, recommender …")
             stack.up(only=STACK_SERVICES, progress=False)
             roots = service_roots(stack)
@@ -685,14 +684,16 @@ def stack_phase(
     return StackFigures(found, stages, components, figures)
 
 
-def scale_data_up(stack: Stack, scale_dir: Path, store: OnlineStore) -> pl.DataFrame:
+def scale_data_up(stack: Stack, scale_dir: Path) -> tuple[pl.DataFrame, OnlineStore]:
     """Redis up with the demo's users and sessions (``prepare``), then the scale catalogue's
-    serving table and its video vectors in the store; returns that table."""
+    serving table and its video vectors in it; returns that table and an open store (the
+    caller closes it)."""
     stack.up(only={"redis", "prepare"}, progress=False)
     table = write_serving_table(scale_dir, load_scale_catalog(scale_dir))
     at_ms = int(json.loads((scale_dir / SERVING_DIR / CLOCK_FILE).read_text())["log_end_ms"])
+    store = make_store(stack.cfg.redis, stack.cfg.features.n_buckets)
     write_scale_vectors(store, table, at_ms)
-    return table
+    return table, store
 
 
 def targets(r: Mapping[str, Any], rows: int) -> list[Target]:
