@@ -691,7 +691,9 @@ def scale_data_up(stack: Stack, scale_dir: Path) -> tuple[pl.DataFrame, OnlineSt
     stack.up(only={"redis", "prepare"}, progress=False)
     table = write_serving_table(scale_dir, load_scale_catalog(scale_dir))
     at_ms = int(json.loads((scale_dir / SERVING_DIR / CLOCK_FILE).read_text())["log_end_ms"])
-    store = make_store(stack.cfg.redis, stack.cfg.features.n_buckets)
+    cfg = stack.cfg  # the Redis this stack runs, whatever cfg.redis says
+    redis = replace(cfg.redis, url=redis_url(cfg), cluster=cfg.stack.redis_cluster)
+    store = make_store(redis, cfg.features.n_buckets)
     write_scale_vectors(store, table, at_ms)
     return table, store
 
