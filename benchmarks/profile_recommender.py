@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import random
 import subprocess
@@ -68,11 +69,16 @@ def main() -> None:
     parser.add_argument("--scale", type=Path, required=True, help="A built scale catalogue.")
     parser.add_argument("--out", type=Path, default=Path("runs/prof"))
     parser.add_argument("--seconds", type=float, default=25.0, help="Per window.")
+    parser.add_argument("--http-host", default="bentoml", choices=("bentoml", "uvicorn"),
+                        help="Who serves the recommender's HTTP API.")  # fmt: skip
     args = parser.parse_args()
     scale, out = args.scale.resolve(), args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     console = Console()
     cfg = bench_config(out / "run", scale, BenchPorts.free())
+    cfg = dataclasses.replace(
+        cfg, serving=dataclasses.replace(cfg.serving, http_host=args.http_host)
+    )
     stack = Stack(cfg, scale, console)
     try:
         scale_data_up(stack, scale)[1].close()
