@@ -101,7 +101,7 @@ class Recommender:
         retrieval = bentoml.depends(Retrieval, url=CFG.serving.retrieval_url)
 
     def __init__(self) -> None:
-        remote = RemoteRetrieval(self.retrieval) if hasattr(self, "retrieval") else None
+        remote = RemoteRetrieval(self.retrieval.to_async) if hasattr(self, "retrieval") else None
         app.state.api = build_api(CFG, retrieval=remote)
 
     @bentoml.on_startup

@@ -12,6 +12,7 @@ import dataclasses
 import os
 import typing
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -85,6 +86,19 @@ class TritonConfig:
     grpc_port: int = 8001
     metrics_port: int = 8002
     model_name: str = "ranker"
+
+
+DEADLINE_OF_KIND = {
+    "context": "deadline_context_ms",
+    "source": "deadline_sources_ms",
+    "filter": "deadline_filters_ms",
+    "hydrator": "deadline_hydrate_ms",
+    "scorer": "deadline_score_ms",
+    "mixer": "deadline_mix_ms",
+    "effect": "deadline_effect_ms",
+    "fallback": "deadline_fallback_ms",
+}
+"""The ``ServingConfig`` field holding each stage kind's deadline budget."""
 
 
 @dataclass(frozen=True)
@@ -180,6 +194,15 @@ class ServingConfig:
     # Serving "now": "log" = the end of the artefact's event log (demo, tests: the simulated
     # log is in 2020); "wall" = the wall clock (production, fed by the live event stream).
     clock: str = "log"
+
+    def deadline_ms(self, stage: str) -> int:
+        """The deadline of stage ``"<kind>/<name>"``: its own override, else its kind's."""
+        own = self._stage_overrides.get(stage)
+        return own if own is not None else int(getattr(self, DEADLINE_OF_KIND[stage.split("/")[0]]))
+
+    @cached_property
+    def _stage_overrides(self) -> dict[str, int]:
+        return self.stage_deadline_ms()
 
     def stage_deadline_ms(self) -> dict[str, int]:
         """``stage_deadlines_ms`` as ``{"<kind>/<name>": ms}``; a bad entry names the field."""

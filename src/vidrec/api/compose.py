@@ -78,7 +78,7 @@ def build_api(
     reader = file_reader(s.routing_file) if s.routing_file else None  # a mounted ConfigMap
     routing = RoutingCache(client, s.routing_key, s.variant_salt, reader=reader)
     t = cfg.triton
-    score_ms = s.stage_deadline_ms().get("scorer/triton_ranker", s.deadline_score_ms)
+    score_ms = s.deadline_ms("scorer/triton_ranker")  # the ranker stage's own deadline
     ranker = TritonRankerClient(
         f"{t.host}:{t.grpc_port}", t.model_name, score_ms / 1000, routing.version_for_variant,
         breaker=CircuitBreaker.of(s, "ranker"),

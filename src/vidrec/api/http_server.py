@@ -32,13 +32,11 @@ log = logging.getLogger(__name__)
 
 
 class _RetrievalHttp:
-    """``proxy.to_async.retrieve(**body)`` — the shape ``RemoteRetrieval`` takes from
-    ``bentoml.depends`` — as one pooled HTTP client to the Retrieval service. The timeout is a
-    backstop: the runner's stage deadline cancels the call first."""
+    """The Retrieval service's ``retrieve`` endpoint over one pooled HTTP client. The timeout is
+    a backstop: the runner's stage deadline cancels the call first."""
 
     def __init__(self, url: str, timeout_s: float = 5.0) -> None:
         self._http = httpx.AsyncClient(base_url=url, timeout=timeout_s)
-        self.to_async = self
 
     async def retrieve(self, *, name: str, query: dict[str, Any], k: int) -> Any:
         reply = await self._http.post("/retrieve", json={"name": name, "query": query, "k": k})

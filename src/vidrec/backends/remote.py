@@ -27,31 +27,24 @@ def from_columns(cols: dict[str, list[Any]]) -> Retrieved:
     return Retrieved.of(*(cols[f] for f in FIELDS))
 
 
-class _AsyncRetrieve(Protocol):
+class RetrieveEndpoint(Protocol):
+    """The Retrieval service's ``retrieve`` endpoint: ``bentoml.depends(Retrieval,
+    url=...).to_async``, or the lean host's HTTP client."""
+
     async def retrieve(self, *, name: str, query: dict[str, Any], k: int) -> Any: ...
-
-
-class _Proxy(Protocol):
-    """What ``bentoml.depends(Retrieval, url=...)`` gives: ``proxy.to_async.retrieve(**kw)``."""
-
-    @property
-    def to_async(self) -> _AsyncRetrieve: ...
 
 
 class RemoteRetrieval:
     """:class:`~vidrec.pipeline.clients.RetrievalClient` over the BentoML Retrieval service."""
 
-    def __init__(self, proxy: _Proxy) -> None:
-        self.proxy = proxy
+    def __init__(self, endpoint: RetrieveEndpoint) -> None:
+        self.endpoint = endpoint
 
-    async def _call(self, name: str, query: dict[str, Any], k: int) -> Retrieved:
+    async def retrieve(self, name: str, query: Query, k: int) -> Retrieved:
         try:
-            cols = await self.proxy.to_async.retrieve(name=name, query=query, k=k)
+            cols = await self.endpoint.retrieve(name=name, query=query.to_json(), k=k)
         except TimeoutError as exc:
             raise DependencyError("timeout", f"retrieval.{name}") from exc
         except Exception as exc:  # connection refused, 5xx: the service is not answering
             raise DependencyError("unavailable", f"retrieval.{name}: {exc}") from exc
         return from_columns(cols)
-
-    async def retrieve(self, name: str, query: Query, k: int) -> Retrieved:
-        return await self._call(name, query.to_json(), k)

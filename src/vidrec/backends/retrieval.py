@@ -135,7 +135,7 @@ class LocalRetrieval:
 
     async def retrieve(self, name: str, query: Query, k: int) -> Retrieved:
         """The list ``name``; ``KeyError`` for a name no source registered."""
-        found = registered(name)
+        found = RETRIEVERS.get(name) or registered(name)  # the latter raises, naming the known
         view = self._view  # one consistent view for the whole call
         if found.offloaded(view, query, k):
             return await asyncio.to_thread(found.retrieve, view, query, k)

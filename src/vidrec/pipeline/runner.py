@@ -43,18 +43,6 @@ from vidrec.pipeline.scorers.retrieval_order import RetrievalOrder
 
 T = TypeVar("T")
 
-_KIND_BUDGET: Final[dict[str, str]] = {
-    "context": "deadline_context_ms",
-    "source": "deadline_sources_ms",
-    "filter": "deadline_filters_ms",
-    "hydrator": "deadline_hydrate_ms",
-    "scorer": "deadline_score_ms",
-    "mixer": "deadline_mix_ms",
-    "effect": "deadline_effect_ms",
-    "fallback": "deadline_fallback_ms",
-}
-"""Per-kind deadline budgets in ServingConfig."""
-
 
 class Fallback(Stage, Protocol):
     """What a surface serves when a CLOSED stage fails or no source returned anything."""
@@ -104,7 +92,7 @@ class PipelineRunner:
     def __init__(self, observer: PipelineObserver, cfg: ServingConfig) -> None:
         self._obs = observer
         self._cfg = cfg
-        self._stage_ms = cfg.stage_deadline_ms()  # a bad entry fails at startup, naming it
+        cfg.stage_deadline_ms()  # a bad override fails at startup, naming it
         self._pending: set[asyncio.Task[None]] = set()
 
     async def run(self, surface: Surface, ctx: RequestContext) -> list[Candidate]:
@@ -216,7 +204,7 @@ class PipelineRunner:
         sid = stage_id(kind, stage)
         start = perf_counter()
         try:
-            result = await within(call(*args), self._deadline_s(kind, stage))
+            result = await within(call(*args), self._deadline_s(sid))
         except Exception as exc:
             dep = as_dependency_error(exc)
             self._obs.stage(label, sid, ctx.variant, perf_counter() - start,
@@ -230,10 +218,8 @@ class PipelineRunner:
         self._obs.stage(label, sid, ctx.variant, perf_counter() - start, "ok")
         return result
 
-    def _deadline_s(self, kind: str, stage: Stage) -> float:
-        """The stage's own deadline when configured, else its kind's budget."""
-        ms = self._stage_ms.get(stage_id(kind, stage))
-        return float(ms if ms is not None else getattr(self._cfg, _KIND_BUDGET[kind])) / 1000
+    def _deadline_s(self, sid: str) -> float:
+        return self._cfg.deadline_ms(sid) / 1000
 
     def _degrade(self, label: str, ctx: RequestContext, sid: str, reason: str) -> None:
         ctx.degraded.append(f"{sid}:{reason}")
@@ -250,8 +236,9 @@ class PipelineRunner:
         found = await self._guarded(surface.name, ctx, "fallback", fb, fb, ctx)
         cands = Candidates.empty() if isinstance(found, _Skipped) else found
         for flt in surface.filters:
+            deadline_s = self._deadline_s(stage_id("filter", flt))
             try:
-                cands = (await within(flt(ctx, cands), self._deadline_s("filter", flt))).kept
+                cands = (await within(flt(ctx, cands), deadline_s)).kept
             except Exception as exc:
                 if as_dependency_error(exc) is None:
                     raise  # already reported as degraded above if it is a dependency fault
@@ -273,7 +260,7 @@ class PipelineRunner:
             start = perf_counter()
             outcome = "ok"
             try:
-                await within(effect(ctx, served), self._deadline_s("effect", effect))
+                await within(effect(ctx, served), self._deadline_s(sid))
             except Exception as exc:  # never raised: the response is already gone
                 dep = as_dependency_error(exc)
                 outcome = "bug" if dep is None else dep.reason

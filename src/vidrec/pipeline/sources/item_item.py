@@ -36,16 +36,12 @@ class ItemItem(RetrievalSource):
         return because_you_watched(found) or "recommended for you"
 
 
-def _all_listed(corpus: Corpus, query: Query, k: int) -> bool:
-    lists = corpus.neighbours
-    anchors = np.asarray(query.video_ids, dtype=np.int64)
-    return lists is not None and lists.k >= k and bool(lists.has(anchors).all())
-
-
 def _needs_search(corpus: Corpus, query: Query, k: int) -> bool:
     """On the event loop when every anchor has a list (a gather costs microseconds, less than
     the thread hop); in a worker thread when an index search (milliseconds) is needed."""
-    return not _all_listed(corpus, query, k)
+    lists = corpus.neighbours
+    anchors = np.asarray(query.video_ids, dtype=np.int64)
+    return lists is None or lists.k < k or not bool(lists.has(anchors).all())
 
 
 @retriever("related", blocking=_needs_search)
