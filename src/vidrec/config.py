@@ -134,6 +134,11 @@ class ServingConfig:
     deadline_effect_ms: int = 200  # after the response: off the request path
     deadline_fallback_ms: int = 20
     deadline_total_ms: int = 95
+    # Admission (vidrec.pipeline.runner): at most max_inflight requests run the pipeline at
+    # once per process (0 = no limit); the others queue, at most deadline_queue_ms, before
+    # any stage deadline starts, then are shed to the fallback.
+    max_inflight: int = 4
+    deadline_queue_ms: int = 60
     stage_deadlines_ms: tuple[str, ...] = ()
     # Circuit breakers: open after N consecutive failures, try again after reset_s. These
     # are every dependency's; breakers ("<dependency>=<failures>/<reset_s>", e.g.

@@ -11,6 +11,13 @@ source yields nothing), in a CLOSED stage serves the fallback; either way ``ctx.
 columns (:class:`~vidrec.pipeline.candidates.Candidates`) and each stage returns a new frame;
 only the served page becomes :class:`Candidate` objects. Effects run after the response is
 returned and can only be observed, never raised.
+
+Admission: at most ``ServingConfig.max_inflight`` requests run the pipeline at once per
+process; the rest wait their turn, up to ``deadline_queue_ms``, before any stage deadline
+starts. Interleaving every request on one event loop stretched each stage's wall time with
+the others' CPU until the stage deadlines fired: under load, queueing at the door keeps the
+answers whole; past the queue budget a request is shed to the fallback
+(``pipeline/admission:overload``).
 """
 
 from __future__ import annotations
@@ -80,6 +87,7 @@ class _Skipped:
 
 
 SKIPPED: Final = _Skipped()
+ADMISSION: Final = "pipeline/admission"
 
 
 def stage_id(kind: str, stage: Stage) -> str:
@@ -93,24 +101,54 @@ class PipelineRunner:
         self._obs = observer
         self._cfg = cfg
         cfg.stage_deadline_ms()  # a bad override fails at startup, naming it
+        if cfg.max_inflight < 0 or cfg.deadline_queue_ms < 1:
+            raise ValueError(
+                "serving.max_inflight must be >= 0 (0 = no limit) and serving.deadline_queue_ms"
+                f" >= 1, got {cfg.max_inflight} and {cfg.deadline_queue_ms}"
+            )
+        self._door = asyncio.Semaphore(cfg.max_inflight) if cfg.max_inflight else None
         self._pending: set[asyncio.Task[None]] = set()
 
     async def run(self, surface: Surface, ctx: RequestContext) -> list[Candidate]:
         """The final list (≤ ``ctx.count``); effects are scheduled, not awaited."""
         if ctx.count < 1:
             raise ValueError(f"count: must be >= 1, got {ctx.count}")
-        try:
-            frame = await within(
-                self._pipeline(surface, ctx, surface.name), self._cfg.deadline_total_ms / 1000
-            )
-        except _ServeFallback:
+        if not await self._admitted(surface.name, ctx):
+            self._degrade(surface.name, ctx, ADMISSION, "overload")
             frame = await self._fallback(surface, ctx)
-        except TimeoutError:
-            self._degrade(surface.name, ctx, "pipeline/total", "timeout")
-            frame = await self._fallback(surface, ctx)
+        else:
+            try:
+                frame = await self._within_total(surface, ctx)
+            finally:
+                if self._door is not None:
+                    self._door.release()
         served = frame.head(ctx.count).to_list()
         self._spawn_effects(surface, ctx, served)
         return served
+
+    async def _admitted(self, label: str, ctx: RequestContext) -> bool:
+        """Wait for a turn (no limit: at once); False when the queue budget ran out."""
+        if self._door is None:
+            return True
+        start = perf_counter()
+        try:
+            await within(self._door.acquire(), self._cfg.deadline_queue_ms / 1000)
+        except TimeoutError:
+            self._obs.stage(label, ADMISSION, ctx.variant, perf_counter() - start, "overload")
+            return False
+        self._obs.stage(label, ADMISSION, ctx.variant, perf_counter() - start, "ok")
+        return True
+
+    async def _within_total(self, surface: Surface, ctx: RequestContext) -> Candidates:
+        try:
+            return await within(
+                self._pipeline(surface, ctx, surface.name), self._cfg.deadline_total_ms / 1000
+            )
+        except _ServeFallback:
+            return await self._fallback(surface, ctx)
+        except TimeoutError:
+            self._degrade(surface.name, ctx, "pipeline/total", "timeout")
+            return await self._fallback(surface, ctx)
 
     async def drain(self) -> None:
         """Wait for scheduled effects (shutdown, tests)."""
