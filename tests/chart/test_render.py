@@ -263,7 +263,9 @@ def test_config_values_become_environment() -> None:
 def test_processes_run_the_local_stack_commands() -> None:
     docs = rendered("cpu")
     pod = find(docs, "Deployment", "vidrec-recommender")["spec"]["template"]["spec"]
-    cmd = pod["containers"][0]["command"]
+    assert pod["containers"][0]["command"] == ["python", "-m", services.LEAN_HTTP_MODULE]
+    bento = find(render_with("recommender.host=bentoml"), "Deployment", "vidrec-recommender")
+    cmd = bento["spec"]["template"]["spec"]["containers"][0]["command"]
     assert cmd[:4] == ["python", "-m", "bentoml", "serve"]
     assert cmd[4] == f"{services.BENTO_SERVICE_FILE}:Recommender"
     assert (Path(CHART).parents[1] / services.BENTO_SERVICE_FILE).is_file()

@@ -100,8 +100,16 @@ def test_standalone_redis_is_one_server(tmp_path: Path) -> None:
     assert spec.health == RedisCheck((7001,), cluster=False)
 
 
+def test_the_lean_host_serves_the_api_by_default(tmp_path: Path, artefacts: Path) -> None:
+    rec = specs(config(tmp_path), artefacts)["recommender"]
+    assert "vidrec.api.http_server" in rec.argv and "serve" not in rec.argv
+    assert rec.argv[rec.argv.index("--port") + 1] == "3000"
+    assert rec.health == HttpCheck("http://127.0.0.1:3000/api/v1/health")
+    assert "recommender_bentoml" not in scrape_targets(config(tmp_path))
+
+
 def test_bento_services_find_each_other_by_url(tmp_path: Path, artefacts: Path) -> None:
-    s = specs(config(tmp_path), artefacts)
+    s = specs(config(tmp_path, {"VIDREC_SERVING__HTTP_HOST": "bentoml"}), artefacts)
     rec = s["recommender"]
     i = rec.argv.index("serve")
     assert rec.argv[i + 1 :] == (
@@ -152,7 +160,7 @@ def test_unknown_service_and_missing_dependency_are_refused(
 
 
 def test_prometheus_scrapes_every_metrics_endpoint(tmp_path: Path) -> None:
-    targets = scrape_targets(config(tmp_path))
+    targets = scrape_targets(config(tmp_path, {"VIDREC_SERVING__HTTP_HOST": "bentoml"}))
     assert targets["triton"] == "http://127.0.0.1:8002/metrics"
     # vidrec's own metrics are under the API prefix: BentoML keeps /metrics for its own.
     assert targets["recommender"] == "http://127.0.0.1:3000/api/v1/metrics"
