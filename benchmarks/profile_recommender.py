@@ -69,7 +69,12 @@ def main() -> None:
     parser.add_argument("--scale", type=Path, required=True, help="A built scale catalogue.")
     parser.add_argument("--out", type=Path, default=Path("runs/prof"))
     parser.add_argument("--seconds", type=float, default=25.0, help="Per window.")
-    parser.add_argument("--http-host", default="bentoml", choices=("bentoml", "uvicorn"),
+    parser.add_argument(
+        "--native",
+        action="store_true",
+        help="C frames too (py-spy --native): where numpy and grpc spend",
+    )
+    parser.add_argument("--http-host", default="uvicorn", choices=("bentoml", "uvicorn"),
                         help="Who serves the recommender's HTTP API.")  # fmt: skip
     args = parser.parse_args()
     scale, out = args.scale.resolve(), args.out.resolve()
@@ -119,6 +124,7 @@ def main() -> None:
         spy = [
             *("py-spy", "record", "-p", str(worker), "-d", str(int(args.seconds))),
             *("-r", "200", "-f", "raw", "-o", str(raw), "--threads"),
+            *(["--native"] if args.native else []),
         ]
         profiled = asyncio.run(window(spy))
         shares = loop_thread_shares(raw)

@@ -8,12 +8,14 @@ restart: :meth:`Catalogue.with_videos` returns a new catalogue (readers keep the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from vidrec.contracts.artefacts import RULE_TABLES_COMMAND, SERVING_DIR, VIDEOS_FILE, require
+from vidrec.contracts.positions import Positions
 
 
 @dataclass(frozen=True)
@@ -37,10 +39,16 @@ class Catalogue:
             popularity=t["popularity"].to_numpy().astype(np.float32),
         )
 
+    def __post_init__(self) -> None:
+        _ = self.positions  # built with the catalogue (off the request path), not on first use
+
+    @cached_property
+    def positions(self) -> Positions:
+        return Positions(self.video_id)
+
     def rows(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(rows, known)``: row of each id; ``known`` False for ids not in the catalogue."""
-        pos = np.clip(np.searchsorted(self.video_id, ids), 0, max(self.video_id.size - 1, 0))
-        return pos, self.video_id[pos] == ids if self.video_id.size else np.zeros(0, bool)
+        return self.positions.find(ids)
 
     def with_videos(
         self, video_id: np.ndarray, creator_id: np.ndarray, category: np.ndarray,

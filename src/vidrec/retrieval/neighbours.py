@@ -15,12 +15,14 @@ mapped and shared between processes); videos added while serving go into a small
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from tqdm import tqdm
 
+from vidrec.contracts.positions import Positions
 from vidrec.retrieval.index import AnnIndex, faiss_threads
 
 OWNERS_FILE = "neighbour_owners.npy"
@@ -41,12 +43,16 @@ class _Table:
     def empty(cls, k: int) -> _Table:
         return cls(np.zeros(0, np.int64), np.zeros((0, k), np.int64), np.zeros((0, k), np.float32))
 
+    def __post_init__(self) -> None:
+        _ = self.positions  # built with the table (at load, or off the request path)
+
     def find(self, anchors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(rows, found)`` for each anchor."""
-        if self.owners.size == 0:
-            return np.zeros(anchors.size, np.int64), np.zeros(anchors.size, bool)
-        pos = np.minimum(np.searchsorted(self.owners, anchors), self.owners.size - 1)
-        return pos, self.owners[pos] == anchors
+        return self.positions.find(anchors)
+
+    @cached_property
+    def positions(self) -> Positions:
+        return Positions(np.asarray(self.owners))
 
 
 def _check(owners: np.ndarray, ids: np.ndarray, scores: np.ndarray, source: str) -> None:
