@@ -16,7 +16,9 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import os
 import random
+import re
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -48,6 +50,30 @@ CATEGORIES = (  # first match wins, on the event-loop thread's stacks
 )
 
 
+def python_thread_names(pid: int) -> dict[str, str]:
+    """Native thread id → Python thread name (``py-spy dump``): the OS calls them all python."""
+    dump = subprocess.run(["py-spy", "dump", "--pid", str(pid)], capture_output=True, text=True)
+    found = re.findall(r'^Thread (\d+) \(\w+\): "([^"]*)"', dump.stdout, re.MULTILINE)
+    return dict(found)
+
+
+def thread_times(pid: int, names: dict[str, str]) -> dict[tuple[str, str], float]:
+    """CPU seconds of each thread of ``pid`` by thread name, user and system apart (threads
+    of one name, e.g. the executor's ``asyncio_<n>``, summed under ``asyncio``)."""
+    out: dict[tuple[str, str], float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            comm = names.get(task.name) or (task / "comm").read_text().strip()
+            name = comm.rstrip("0123456789").rstrip("_-")
+            raw = (task / "stat").read_text()
+        except OSError:
+            continue
+        f = raw[raw.rindex(")") + 2 :].split()
+        for kind, ticks in (("user", int(f[11])), ("sys", int(f[12]))):
+            out[(name, kind)] = out.get((name, kind), 0.0) + ticks / os.sysconf("SC_CLK_TCK")
+    return out
+
+
 def loop_thread_shares(raw: Path) -> dict[str, float]:
     """Share of the main thread's samples per category, epoll wait left out of the total."""
     counts: Counter[str] = Counter()
@@ -69,11 +95,8 @@ def main() -> None:
     parser.add_argument("--scale", type=Path, required=True, help="A built scale catalogue.")
     parser.add_argument("--out", type=Path, default=Path("runs/prof"))
     parser.add_argument("--seconds", type=float, default=25.0, help="Per window.")
-    parser.add_argument(
-        "--native",
-        action="store_true",
-        help="C frames too (py-spy --native): where numpy and grpc spend",
-    )
+    parser.add_argument("--py-spy", default="",
+                        help="more py-spy flags: '--native' (C frames), '--gil'")  # fmt: skip
     parser.add_argument("--http-host", default="uvicorn", choices=("bentoml", "uvicorn"),
                         help="Who serves the recommender's HTTP API.")  # fmt: skip
     args = parser.parse_args()
@@ -92,6 +115,11 @@ def main() -> None:
         users = known_users(scale)
         url = f"http://127.0.0.1:{cfg.serving.recommender_port}/api/v1/recommendations/home"
 
+        table0 = process_table()
+        worker = max(tree_pids(roots["recommender"], table0),
+                     key=lambda p: table0[p].utime + table0[p].stime)  # fmt: skip
+        names = python_thread_names(worker)
+
         async def window(spy: list[str] | None) -> dict[str, object]:
             async with httpx.AsyncClient(timeout=10) as http:
 
@@ -102,10 +130,11 @@ def main() -> None:
                 for _ in range(50):
                     await home(random.Random(0))
                 meter = ProcessTreeCPU(roots)
-                before = meter.sample()
+                before, threads0 = meter.sample(), thread_times(worker, names)
                 proc = subprocess.Popen(spy) if spy else None
                 latencies, bad = await closed_loop(home, 1, args.seconds)
                 spent = cpu_seconds(before, meter.sample())
+                threads = thread_times(worker, names)
                 if proc is not None:
                     proc.wait()
                 n = max(len(latencies), 1)
@@ -113,18 +142,20 @@ def main() -> None:
                     "requests": len(latencies),
                     "degraded": bad,
                     "cpu_ms_per_request": {k: round(v * 1000 / n, 2) for k, v in spent.items()},
+                    "recommender_threads_ms_per_request": {
+                        f"{name} {kind}": round((t - threads0.get((name, kind), 0.0)) * 1000 / n, 2)
+                        for (name, kind), t in sorted(threads.items())
+                        if t - threads0.get((name, kind), 0.0) > 0
+                    },
                 }
 
         plain = asyncio.run(window(None))
         console.print("plain window", plain)
-        table_now = process_table()
-        pids = tree_pids(roots["recommender"], table_now)
-        worker = max(pids, key=lambda p: table_now[p].utime + table_now[p].stime)
         raw = out / "worker.txt"
         spy = [
             *("py-spy", "record", "-p", str(worker), "-d", str(int(args.seconds))),
             *("-r", "200", "-f", "raw", "-o", str(raw), "--threads"),
-            *(["--native"] if args.native else []),
+            *args.py_spy.split(),
         ]
         profiled = asyncio.run(window(spy))
         shares = loop_thread_shares(raw)
