@@ -97,3 +97,49 @@ def test_store_failure_is_a_dependency_error_then_circuit_open() -> None:
         return reasons
 
     assert asyncio.run(run()) == ["unavailable", "unavailable", "circuit_open"]
+
+
+def test_lru_maps_dense_sparse_and_negative_ids_alike() -> None:
+    """Ids below DENSE_IDS go through the table, others (huge, negative) through the dict:
+    both are found, evicted and counted the same way."""
+    lru = VectorLRU(capacity=4, dim=1)
+    ids = [3, 2**40, -5, 7]
+    lru.insert(ids, np.arange(4, dtype=np.float32)[:, None])
+    slots = lru.lookup(ids + [8, 2**41])
+    assert (slots[:4] >= 0).all() and (slots[4:] == -1).all()
+    assert lru.take(slots[:4]).ravel().tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert len(lru) == 4 and lru.hits == 4 and lru.misses == 2
+    lru.lookup([2**40, 7])  # 3 and -5 are now the least recently used
+    lru.insert([9, -6], np.array([[9.0], [-6.0]], np.float32))
+    left = lru.lookup([3, -5, 2**40, 7, 9, -6])
+    assert (left[:2] == -1).all() and (left[2:] >= 0).all()
+    assert lru.take(left[2:]).ravel().tolist() == [1.0, 3.0, 9.0, -6.0]
+
+
+def test_lru_insert_never_evicts_ids_of_its_own_batch() -> None:
+    lru = VectorLRU(capacity=3, dim=1)
+    lru.insert([1, 2, 3], np.array([[1.0], [2.0], [3.0]], np.float32))
+    lru.lookup([2, 3])  # 1 is the least recently used ...
+    lru.insert([1, 4], np.array([[10.0], [4.0]], np.float32))  # ... but it is in this batch
+    slots = lru.lookup([1, 4, 2, 3])
+    assert slots[0] >= 0 and slots[1] >= 0 and (slots[2:] >= 0).sum() == 1
+    assert lru.take(slots[:2]).ravel().tolist() == [10.0, 4.0]
+
+
+def test_lru_hits_always_return_the_latest_row_under_random_traffic() -> None:
+    rng = np.random.default_rng(3)
+    lru = VectorLRU(capacity=64, dim=1)
+    latest: dict[int, float] = {}
+    pool = np.concatenate([np.arange(200), [2**40, 2**40 + 1, -3]]).astype(np.int64)
+    for step in range(300):
+        ids = rng.choice(pool, size=int(rng.integers(1, 40)))
+        slots = lru.lookup(ids)
+        hit = slots >= 0
+        got = lru.take(slots[hit]).ravel().tolist()
+        assert got == [latest[i] for i in ids[hit].tolist()]
+        miss = np.unique(ids[~hit])
+        values = miss.astype(np.float32) + step
+        lru.insert(miss, values[:, None])
+        latest.update(zip(miss.tolist(), values.tolist(), strict=True))
+        assert len(lru) <= 64
+    assert lru.hits > 0 and lru.misses > 0

@@ -103,9 +103,9 @@ class FeatureFetcher:
     async def video_vectors(
         self, video_ids: Sequence[int] | np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        ids: list[int] = np.asarray(video_ids, dtype=np.int64).tolist()
-        out = np.zeros((len(ids), VIDEO_SPEC.dim), dtype=np.float32)
-        present = np.zeros(len(ids), dtype=bool)
+        ids = np.asarray(video_ids, dtype=np.int64)
+        out = np.zeros((ids.size, VIDEO_SPEC.dim), dtype=np.float32)
+        present = np.zeros(ids.size, dtype=bool)
         slots = self.lru.lookup(ids)
         hit = slots >= 0
         out[hit] = self.lru.take(slots[hit])
@@ -113,7 +113,7 @@ class FeatureFetcher:
         miss_pos = np.flatnonzero(~hit)
         if miss_pos.size:
             # Each missing id once; ``rows`` maps every miss back to its value row.
-            unique, rows = np.unique(np.asarray(ids)[miss_pos], return_inverse=True)
+            unique, rows = np.unique(ids[miss_pos], return_inverse=True)
             wanted: list[int] = unique.tolist()
             blobs = await self._calls.run(
                 lambda: self.store.get_many(VIDEO_ENTITY, wanted),
@@ -122,8 +122,8 @@ class FeatureFetcher:
             values, _, found = self._unpack(VIDEO_SPEC, blobs)
             out[miss_pos] = values[rows]
             present[miss_pos] = found[rows]
-            self.lru.insert(unique[found].tolist(), values[found])
-        self.videos_requested += len(ids)
+            self.lru.insert(unique[found], values[found])
+        self.videos_requested += ids.size
         self.videos_present += int(present.sum())
         return out, present
 
