@@ -105,7 +105,7 @@ def test_lru_maps_dense_sparse_and_negative_ids_alike() -> None:
     lru = VectorLRU(capacity=4, dim=1)
     ids = [3, 2**40, -5, 7]
     lru.insert(ids, np.arange(4, dtype=np.float32)[:, None])
-    slots = lru.lookup(ids + [8, 2**41])
+    slots = lru.lookup([*ids, 8, 2**41])
     assert (slots[:4] >= 0).all() and (slots[4:] == -1).all()
     assert lru.take(slots[:4]).ravel().tolist() == [0.0, 1.0, 2.0, 3.0]
     assert len(lru) == 4 and lru.hits == 4 and lru.misses == 2
