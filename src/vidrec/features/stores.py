@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Literal, Protocol, TypeVar
 
 import redis
-from redis.cluster import ClusterNode, RedisCluster
+from redis.cluster import RedisCluster
 from redis.exceptions import AskError, RedisClusterException
 
 from vidrec.config import FeatureConfig, RedisConfig
@@ -135,6 +135,8 @@ class RedisClusterStore:
         self.n_buckets = n_buckets
         self._slots = threading.BoundedSemaphore(max_concurrency)
         self._slot_of_bucket: dict[int, int] = {}
+        self._routes: dict[int, str] = {}  # bucket -> node name, cleared on any cluster fault
+        self._pools: dict[str, redis.ConnectionPool] = {}
 
     @classmethod
     def from_config(cls, cfg: RedisConfig, n_buckets: int = DEFAULT_BUCKETS) -> RedisClusterStore:
@@ -156,40 +158,39 @@ class RedisClusterStore:
         """One pipelined round trip per node, one MGET per bucket: the read path of every
         candidate set. redis-py's ``mget_nonatomic`` does the same through the cluster
         pipeline at ~3× the client CPU of plain MGETs; any cluster fault here (a moved slot,
-        a failed node) falls back to it, since it follows redirects and refreshes the map."""
-        keys = keys_for(entity, ids, self.n_buckets)
-        if not keys:
+        a failed node) forgets the cached routes and falls back to it, since it follows
+        redirects and refreshes the map."""
+        if not len(ids):
             return []
         with self._slots:
             try:
-                return self._mget_by_node(keys, [int(i) % self.n_buckets for i in ids])
+                return self._mget_by_node(entity, ids)
             except (redis.ConnectionError, redis.ResponseError, KeyError):
-                return list(self.client.mget_nonatomic(keys))
+                self._routes.clear()
+                return list(self.client.mget_nonatomic(keys_for(entity, ids, self.n_buckets)))
 
-    def _mget_by_node(self, keys: list[str], buckets: list[int]) -> list[bytes | None]:
+    def _mget_by_node(self, entity: str, ids: Sequence[int]) -> list[bytes | None]:
         """One MGET per bucket, every node's MGETs written at once before any reply is read
         (the nodes work in parallel), as raw RESP on a pooled connection: redis-py's
-        pipeline object cost more Python per command than the MGET itself."""
+        pipeline object, and even its key helpers, cost more Python per key than the read."""
+        n = self.n_buckets
         by_bucket: dict[int, list[int]] = {}
-        for pos, b in enumerate(buckets):
-            by_bucket.setdefault(b, []).append(pos)
-        by_node: dict[str, list[list[int]]] = {}
-        nodes: dict[str, ClusterNode] = {}
+        for pos, i in enumerate(ids):
+            by_bucket.setdefault(int(i) % n, []).append(pos)
+        by_node: dict[str, list[tuple[int, list[int]]]] = {}
         for b, positions in by_bucket.items():
-            node = self.client.nodes_manager.get_node_from_slot(self._bucket_slot(b))
-            nodes[node.name] = node
-            by_node.setdefault(node.name, []).append(positions)
+            by_node.setdefault(self._route(b), []).append((b, positions))
         sent = []
         try:
             for name, groups in by_node.items():
-                pool = self.client.get_redis_connection(nodes[name]).connection_pool
+                pool = self._pools[name]
                 conn = pool.get_connection()
                 sent.append((pool, conn, groups))
-                packed = [resp_command(b"MGET", *(keys[p].encode() for p in g)) for g in groups]
+                packed = [self._mget_command(entity, b, [ids[p] for p in ps]) for b, ps in groups]
                 conn.send_packed_command([b"".join(packed)])
-            out: list[bytes | None] = [None] * len(keys)
+            out: list[bytes | None] = [None] * len(ids)
             for _, conn, groups in sent:
-                for positions in groups:
+                for _, positions in groups:
                     for p, v in zip(positions, conn.read_response(), strict=True):
                         out[p] = v
         except BaseException:
@@ -200,6 +201,26 @@ class RedisClusterStore:
             for pool, conn, _ in sent:
                 pool.release(conn)
         return out
+
+    @staticmethod
+    def _mget_command(entity: str, bucket: int, ids: list[int]) -> bytes:
+        """``MGET <entity>:{b<bucket>}:<id> ...`` in RESP, one format per key."""
+        prefix = f"{entity}:{tag_of_bucket(bucket)}:".encode()
+        size = len(prefix)
+        parts = [b"*%d\r\n$4\r\nMGET\r\n" % (len(ids) + 1)]
+        for i in ids:
+            digits = b"%d" % i
+            parts.append(b"$%d\r\n%s%s\r\n" % (size + len(digits), prefix, digits))
+        return b"".join(parts)
+
+    def _route(self, bucket: int) -> str:
+        """The name of the node serving ``bucket``'s slot (cached until a fault clears it)."""
+        name = self._routes.get(bucket)
+        if name is None:
+            node = self.client.nodes_manager.get_node_from_slot(self._bucket_slot(bucket))
+            name = self._routes[bucket] = node.name
+            self._pools[name] = self.client.get_redis_connection(node).connection_pool
+        return name
 
     def _bucket_slot(self, bucket: int) -> int:
         slot = self._slot_of_bucket.get(bucket)
