@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -107,6 +109,8 @@ def test_cluster_read_survives_a_stale_slot_map(cluster: RedisClusterInfo) -> No
     owner = cache[slot][0]
     wrong = next(n for nodes in cache.values() for n in nodes if n.name != owner.name)
     cache[slot] = [wrong]  # the fast path now asks a node that does not own the slot
+    bucket = ids[0] % N_BUCKETS
+    store._routes[bucket] = wrong.name  # ... and so does its cached route
     assert store.get_many(VIDEO_ENTITY, ids) == expected
     # A single-slot read (the user context: one hash tag) goes straight to the owner too.
     tagged = [k for k in (key_for(VIDEO_ENTITY, i, N_BUCKETS) for i in ids)
@@ -114,6 +118,48 @@ def test_cluster_read_survives_a_stale_slot_map(cluster: RedisClusterInfo) -> No
     cache[slot] = [wrong]
     assert store.get_keys(tagged) == [expected[ids.index(int(k.rsplit(":", 1)[1]))]
                                       for k in tagged]  # fmt: skip
+    store.close()
+
+
+def test_cluster_reads_on_the_event_loop_match_the_blocking_reads(
+    cluster: RedisClusterInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``aget_many`` (asyncio connections, no thread) returns what ``get_many`` returns, one
+    MGET per slot; a stale route falls back to the blocking path; a cancelled read leaves no
+    reply pending on a pooled connection."""
+    store = make_store(RedisConfig(url=cluster.url, cluster=True), n_buckets=N_BUCKETS)
+    assert isinstance(store, RedisClusterStore)
+    table = _table(900)
+    materialize(table, VIDEO_SPEC, store, VIDEO_ENTITY, UPDATED_AT, 300, progress=False)
+    ids = [*table["video_id"].to_list()[:500], 987_654_321]
+    expected = store.get_many(VIDEO_ENTITY, ids)
+    assert expected[-1] is None and all(b is not None for b in expected[:-1])
+    slots = {store.client.keyslot(key_for(VIDEO_ENTITY, i, N_BUCKETS)) for i in ids}
+
+    async def reads() -> None:
+        with monkeypatch.context() as m:  # the loop path must not touch the blocking one
+            m.setattr(store, "get_many", lambda *_: pytest.fail("blocking read used"))
+            before = _mget_calls(cluster)
+            assert await store.aget_many(VIDEO_ENTITY, ids) == expected
+            assert _mget_calls(cluster) - before == len(slots)
+        for _ in range(5):  # cancelled mid-read: its connection is closed, not reused dirty
+            task = asyncio.create_task(store.aget_many(VIDEO_ENTITY, ids))
+            await asyncio.sleep(0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            assert await store.aget_many(VIDEO_ENTITY, ids[::-1]) == expected[::-1]
+        keys = [key_for(VIDEO_ENTITY, i, N_BUCKETS) for i in ids]
+        one_slot = [k for k in keys if store.client.keyslot(k) == store.client.keyslot(keys[0])]
+        with monkeypatch.context() as m:  # one slot (a user's context): on the loop too
+            m.setattr(store, "get_keys", lambda *_: pytest.fail("blocking read used"))
+            assert await store.aget_keys(one_slot) == [expected[keys.index(k)] for k in one_slot]
+        assert await store.aget_keys(keys) == expected  # several slots: the blocking path
+        owner = store._route(ids[0] % N_BUCKETS)
+        store._routes[ids[0] % N_BUCKETS] = next(n for n in store._pools if n != owner)
+        assert await store.aget_many(VIDEO_ENTITY, ids) == expected  # MOVED -> fallback
+
+    asyncio.run(reads())
     store.close()
 
 
@@ -134,6 +180,10 @@ def test_standalone_round_trip_and_single_mget() -> None:
             VIDEO_SPEC, table["vector"].to_numpy(), UPDATED_AT
         )
         assert calls() - before == 1
+        assert asyncio.run(store.aget_many(VIDEO_ENTITY, ids[::-1])) == pack_many(
+            VIDEO_SPEC, table["vector"].to_numpy()[::-1], UPDATED_AT
+        )
+        assert calls() - before == 2
         assert client.exists(key_for(VIDEO_ENTITY, ids[0], N_BUCKETS)) == 1
         store.delete_many(VIDEO_ENTITY, ids)
         assert client.dbsize() == 0

@@ -9,7 +9,7 @@ mapped to the :class:`DependencyError` reasons the pipeline's policies understan
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import redis
@@ -43,7 +43,8 @@ def _mapped(fn: Callable[[], T]) -> T:
 
 
 class BlockingCalls:
-    """Run ``fn()`` in a thread, at most ``max_concurrency`` at once, under a breaker."""
+    """Run ``fn()`` in a thread (or await an asyncio client's call: :meth:`run_async`), at
+    most ``max_concurrency`` at once, under a breaker."""
 
     def __init__(self, breaker: CircuitBreaker, max_concurrency: int) -> None:
         if max_concurrency < 1:
@@ -57,5 +58,20 @@ class BlockingCalls:
         async def attempt() -> T:
             async with self._slots:
                 return await asyncio.to_thread(_mapped, fn)
+
+        return await self.breaker.call(attempt, timeout_s)
+
+    async def run_async(self, fn: Callable[[], Awaitable[T]], timeout_s: float) -> T:
+        """``await fn()`` on the loop, with the same bound, breaker and error mapping."""
+
+        async def attempt() -> T:
+            async with self._slots:
+                try:
+                    return await fn()
+                except Exception as exc:
+                    dep = redis_dependency_error(exc)
+                    if dep is None:
+                        raise
+                    raise dep from exc
 
         return await self.breaker.call(attempt, timeout_s)

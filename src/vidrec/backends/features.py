@@ -2,7 +2,8 @@
 
 User vector and session state share a hash tag (``{b<k>}``), so they are read with ONE MGET
 even on a cluster. Video vectors of a candidate set are served from an in-process LRU of hot
-videos and ONE bulk read of the misses (one MGET per slot on a cluster). Blobs written under
+videos and ONE bulk read of the misses (one MGET per slot on a cluster), on the event loop
+itself (``aget_many``: no worker thread per read). Blobs written under
 another feature spec are counted and treated as missing, never misread.
 """
 
@@ -31,9 +32,9 @@ UNKNOWN_DEVICE = "unknown"
 DEFAULT_SERVING = ServingConfig()
 
 
-def read_user_blobs(store: OnlineStore, user_id: int, n_buckets: int) -> list[bytes | None]:
-    """``[user vector, session]`` blobs: one MGET on Redis (both keys share a slot)."""
-    return store.get_keys([key_for(e, user_id, n_buckets) for e in (USER_ENTITY, SESSION_ENTITY)])
+def user_keys(user_id: int, n_buckets: int) -> list[str]:
+    """``[user vector, session]`` keys: one MGET on Redis (both keys share a slot)."""
+    return [key_for(e, user_id, n_buckets) for e in (USER_ENTITY, SESSION_ENTITY)]
 
 
 def _well_formed(spec: FeatureSpec, blobs: Sequence[bytes | None]) -> list[bytes | None]:
@@ -79,8 +80,8 @@ class FeatureFetcher:
         return self.videos_present / self.videos_requested if self.videos_requested else 1.0
 
     async def user_context(self, user_id: int, region: str | None) -> UserContext:
-        blobs = await self._calls.run(
-            lambda: read_user_blobs(self.store, user_id, self.n_buckets),
+        blobs = await self._calls.run_async(
+            lambda: self.store.aget_keys(user_keys(user_id, self.n_buckets)),
             self.cfg.deadline_context_ms / 1000,
         )
         vectors, _, present = self._unpack(self.user_spec, blobs[:1])
@@ -115,8 +116,8 @@ class FeatureFetcher:
             # Each missing id once; ``rows`` maps every miss back to its value row.
             unique, rows = np.unique(ids[miss_pos], return_inverse=True)
             wanted: list[int] = unique.tolist()
-            blobs = await self._calls.run(
-                lambda: self.store.get_many(VIDEO_ENTITY, wanted),
+            blobs = await self._calls.run_async(
+                lambda: self.store.aget_many(VIDEO_ENTITY, wanted),
                 self.cfg.deadline_hydrate_ms / 1000,
             )
             values, _, found = self._unpack(VIDEO_SPEC, blobs)

@@ -9,10 +9,11 @@ between the two.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
-from collections.abc import Callable, Sequence
-from typing import Literal, Protocol, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, Protocol, TypeVar
 
 import redis
 from redis.cluster import RedisCluster
@@ -24,6 +25,7 @@ from vidrec.contracts.keys import VIDEO_ENTITY as VIDEO_ENTITY
 from vidrec.contracts.keys import key_for as key_for
 from vidrec.contracts.keys import keys_for as keys_for
 from vidrec.contracts.keys import tag_of_bucket
+from vidrec.features.async_redis import AsyncPools
 
 DEFAULT_BUCKETS = FeatureConfig().n_buckets
 T = TypeVar("T")
@@ -33,6 +35,18 @@ def resp_command(*args: bytes) -> bytes:
     """One command in the Redis wire protocol (RESP2), ready for ``send_packed_command``."""
     head = b"*%d\r\n" % len(args)
     return head + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+
+
+def _assemble(
+    n: int, plan: Mapping[str, tuple[bytes, list[list[int]]]], replies: Mapping[str, list[Any]]
+) -> list[bytes | None]:
+    """The values in the order of the ids: each MGET reply scattered to its keys' positions."""
+    out: list[bytes | None] = [None] * n
+    for name, (_, groups) in plan.items():
+        for positions, reply in zip(groups, replies[name], strict=True):
+            for p, v in zip(positions, reply, strict=True):
+                out[p] = v
+    return out
 
 
 def _check_lengths(ids: Sequence[int], blobs: Sequence[bytes]) -> None:
@@ -47,8 +61,16 @@ class OnlineStore(Protocol):
 
     def get_many(self, entity: str, ids: Sequence[int]) -> list[bytes | None]: ...
 
+    async def aget_many(self, entity: str, ids: Sequence[int]) -> list[bytes | None]:
+        """:meth:`get_many` from the event loop (the serving path's reads)."""
+        ...
+
     def get_keys(self, keys: Sequence[str]) -> list[bytes | None]:
         """Raw keys in one round trip (keys of several entities that share a bucket/slot)."""
+        ...
+
+    async def aget_keys(self, keys: Sequence[str]) -> list[bytes | None]:
+        """:meth:`get_keys` from the event loop."""
         ...
 
     def delete_many(self, entity: str, ids: Sequence[int]) -> None: ...
@@ -72,6 +94,12 @@ class InMemoryStore:
     def get_many(self, entity: str, ids: Sequence[int]) -> list[bytes | None]:
         return self.get_keys(keys_for(entity, ids, self.n_buckets))
 
+    async def aget_many(self, entity: str, ids: Sequence[int]) -> list[bytes | None]:
+        return self.get_many(entity, ids)
+
+    async def aget_keys(self, keys: Sequence[str]) -> list[bytes | None]:
+        return self.get_keys(keys)
+
     def get_keys(self, keys: Sequence[str]) -> list[bytes | None]:
         return [self._data.get(k) for k in keys]
 
@@ -87,9 +115,16 @@ class InMemoryStore:
 class RedisStore:
     """Standalone Redis: one MGET per read, one pipelined MSET per write."""
 
-    def __init__(self, client: redis.Redis, n_buckets: int = DEFAULT_BUCKETS) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        n_buckets: int = DEFAULT_BUCKETS,
+        async_pools: AsyncPools | None = None,
+        address: str = "",
+    ) -> None:
         self.client = client
         self.n_buckets = n_buckets
+        self._async, self._address = async_pools, address  # reads on the event loop
 
     @classmethod
     def from_config(cls, cfg: RedisConfig, n_buckets: int = DEFAULT_BUCKETS) -> RedisStore:
@@ -99,7 +134,8 @@ class RedisStore:
             tls_url(cfg), socket_timeout=cfg.socket_timeout_s,
             max_connections=cfg.max_concurrency, **connection_kwargs(cfg),
         )  # fmt: skip
-        return cls(client, n_buckets)
+        kw = client.connection_pool.connection_kwargs
+        return cls(client, n_buckets, AsyncPools(cfg), f"{kw['host']}:{kw['port']}")
 
     def put_many(self, entity: str, ids: Sequence[int], blobs: Sequence[bytes]) -> None:
         _check_lengths(ids, blobs)
@@ -111,6 +147,24 @@ class RedisStore:
 
     def get_keys(self, keys: Sequence[str]) -> list[bytes | None]:
         return list(self.client.mget(keys)) if keys else []  # type: ignore[arg-type]
+
+    async def aget_many(self, entity: str, ids: Sequence[int]) -> list[bytes | None]:
+        """:meth:`get_many` on the event loop when built from a config, else in a thread."""
+        if not len(ids):
+            return []
+        if self._async is None:
+            return await asyncio.to_thread(self.get_many, entity, ids)
+        return await self.aget_keys(keys_for(entity, ids, self.n_buckets))
+
+    async def aget_keys(self, keys: Sequence[str]) -> list[bytes | None]:
+        """:meth:`get_keys` on the event loop when built from a config, else in a thread."""
+        if not keys:
+            return []
+        if self._async is None:
+            return await asyncio.to_thread(self.get_keys, keys)
+        packed = resp_command(b"MGET", *(k.encode() for k in keys))
+        replies = await self._async.exchange({self._address: (packed, 1)})
+        return list(replies[self._address][0])
 
     def delete_many(self, entity: str, ids: Sequence[int]) -> None:
         if ids:
@@ -129,10 +183,15 @@ class RedisClusterStore:
     """
 
     def __init__(
-        self, client: RedisCluster, n_buckets: int = DEFAULT_BUCKETS, max_concurrency: int = 32
+        self,
+        client: RedisCluster,
+        n_buckets: int = DEFAULT_BUCKETS,
+        max_concurrency: int = 32,
+        async_pools: AsyncPools | None = None,
     ) -> None:
         self.client = client
         self.n_buckets = n_buckets
+        self._async = async_pools  # reads on the event loop; None: in a thread
         self._slots = threading.BoundedSemaphore(max_concurrency)
         self._slot_of_bucket: dict[int, int] = {}
         self._routes: dict[int, str] = {}  # bucket -> node name, cleared on any cluster fault
@@ -145,7 +204,7 @@ class RedisClusterStore:
         client = RedisCluster.from_url(
             tls_url(cfg), socket_timeout=cfg.socket_timeout_s, **connection_kwargs(cfg)
         )
-        return cls(client, n_buckets, cfg.max_concurrency)
+        return cls(client, n_buckets, cfg.max_concurrency, AsyncPools(cfg))
 
     def put_many(self, entity: str, ids: Sequence[int], blobs: Sequence[bytes]) -> None:
         _check_lengths(ids, blobs)
@@ -169,10 +228,24 @@ class RedisClusterStore:
                 self._routes.clear()
                 return list(self.client.mget_nonatomic(keys_for(entity, ids, self.n_buckets)))
 
-    def _mget_by_node(self, entity: str, ids: Sequence[int]) -> list[bytes | None]:
-        """One MGET per bucket, every node's MGETs written at once before any reply is read
-        (the nodes work in parallel), as raw RESP on a pooled connection: redis-py's
-        pipeline object, and even its key helpers, cost more Python per key than the read."""
+    async def aget_many(self, entity: str, ids: Sequence[int]) -> list[bytes | None]:
+        """:meth:`get_many` on the event loop (no worker thread) when built from a config;
+        a cluster fault falls back to :meth:`get_many` in a thread, which follows redirects."""
+        if not len(ids):
+            return []
+        if self._async is not None:
+            plan = self._plan(entity, ids)
+            try:
+                replies = await self._async.exchange(
+                    {name: (packed, len(groups)) for name, (packed, groups) in plan.items()}
+                )
+                return _assemble(len(ids), plan, replies)
+            except (redis.ConnectionError, redis.ResponseError, KeyError):
+                self._routes.clear()
+        return await asyncio.to_thread(self.get_many, entity, ids)
+
+    def _plan(self, entity: str, ids: Sequence[int]) -> dict[str, tuple[bytes, list[list[int]]]]:
+        """``{node: (its MGETs as RESP, the positions in ids of each MGET's keys)}``."""
         n = self.n_buckets
         by_bucket: dict[int, list[int]] = {}
         for pos, i in enumerate(ids):
@@ -180,27 +253,35 @@ class RedisClusterStore:
         by_node: dict[str, list[tuple[int, list[int]]]] = {}
         for b, positions in by_bucket.items():
             by_node.setdefault(self._route(b), []).append((b, positions))
+        return {
+            name: (
+                b"".join(self._mget_command(entity, b, [ids[p] for p in ps]) for b, ps in groups),
+                [ps for _, ps in groups],
+            )
+            for name, groups in by_node.items()
+        }
+
+    def _mget_by_node(self, entity: str, ids: Sequence[int]) -> list[bytes | None]:
+        """One MGET per bucket, every node's MGETs written at once before any reply is read
+        (the nodes work in parallel), as raw RESP on a pooled connection: redis-py's
+        pipeline object, and even its key helpers, cost more Python per key than the read."""
+        plan = self._plan(entity, ids)
         sent = []
         try:
-            for name, groups in by_node.items():
+            for name, (packed, groups) in plan.items():
                 pool = self._pools[name]
                 conn = pool.get_connection()
-                sent.append((pool, conn, groups))
-                packed = [self._mget_command(entity, b, [ids[p] for p in ps]) for b, ps in groups]
-                conn.send_packed_command([b"".join(packed)])
-            out: list[bytes | None] = [None] * len(ids)
-            for _, conn, groups in sent:
-                for _, positions in groups:
-                    for p, v in zip(positions, conn.read_response(), strict=True):
-                        out[p] = v
+                sent.append((pool, conn, name, len(groups)))
+                conn.send_packed_command([packed])
+            replies = {name: [conn.read_response() for _ in range(k)] for _, conn, name, k in sent}
         except BaseException:
-            for _, conn, _ in sent:  # replies may be left unread: never reuse these sockets
+            for _, conn, _, _ in sent:  # replies may be left unread: never reuse these sockets
                 conn.disconnect()
             raise
         finally:
-            for pool, conn, _ in sent:
+            for pool, conn, _, _ in sent:
                 pool.release(conn)
-        return out
+        return _assemble(len(ids), plan, replies)
 
     @staticmethod
     def _mget_command(entity: str, bucket: int, ids: list[int]) -> bytes:
@@ -237,6 +318,21 @@ class RedisClusterStore:
                 found = on_owner(self.client, keys[0], lambda node: node.mget(keys))
                 return list(found)  # type: ignore[arg-type]  # bytes: no decode_responses
             return list(self.client.mget_nonatomic(keys))
+
+    async def aget_keys(self, keys: Sequence[str]) -> list[bytes | None]:
+        """:meth:`get_keys` on the event loop for keys of one slot (a user's context: one
+        hash tag); anything else, or a cluster fault, in a thread through :meth:`get_keys`."""
+        if not keys:
+            return []
+        slot = self.client.keyslot(keys[0])
+        if self._async is not None and all(self.client.keyslot(k) == slot for k in keys[1:]):
+            name = self.client.nodes_manager.get_node_from_slot(slot).name
+            packed = resp_command(b"MGET", *(k.encode() for k in keys))
+            try:
+                return list((await self._async.exchange({name: (packed, 1)}))[name][0])
+            except (redis.ConnectionError, redis.ResponseError):
+                refresh_slots(self.client)
+        return await asyncio.to_thread(self.get_keys, keys)
 
     def delete_many(self, entity: str, ids: Sequence[int]) -> None:
         # DEL of several keys must stay within one slot: delete bucket by bucket.
