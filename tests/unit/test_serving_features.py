@@ -143,3 +143,13 @@ def test_lru_hits_always_return_the_latest_row_under_random_traffic() -> None:
         latest.update(zip(miss.tolist(), values.tolist(), strict=True))
         assert len(lru) <= 64
     assert lru.hits > 0 and lru.misses > 0
+
+
+def test_a_cleared_lru_misses_everything_and_fills_again() -> None:
+    lru = VectorLRU(capacity=8, dim=1)
+    lru.insert([1, 2, 2**40], np.array([[1.0], [2.0], [3.0]], np.float32))
+    lru.clear()
+    assert len(lru) == 0 and (lru.lookup([1, 2, 2**40]) == -1).all()
+    lru.insert(list(range(8)), np.arange(8, dtype=np.float32)[:, None])
+    slots = lru.lookup(list(range(8)))
+    assert len(lru) == 8 and lru.take(slots).ravel().tolist() == list(map(float, range(8)))

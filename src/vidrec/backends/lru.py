@@ -48,6 +48,13 @@ class VectorLRU:
         total = self.hits + self.misses
         return self.hits / total if total else 0.0
 
+    def clear(self) -> None:
+        """Forget every entry (the allocations stay: a cleared cache is as fast as a used one)."""
+        held = np.flatnonzero(self._held)
+        self._map(self._id_of[held], np.full(held.size, -1, dtype=np.int64))
+        self._held[:] = False
+        self._free = list(range(self.capacity - 1, -1, -1))
+
     def lookup(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
         """int64 slot per id (-1 = miss); hits become most recently used."""
         slots = self._slots(np.asarray(ids, dtype=np.int64))

@@ -14,9 +14,34 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+import hiredis
+import redis
 import redis.asyncio
 
 from vidrec.config import RedisConfig
+
+
+async def _read_replies(conn: Any, n: int) -> list[Any]:
+    """``n`` replies parsed by one ``hiredis.Reader`` straight from the connection's stream:
+    ``read_response`` awaits once per reply, and 64 MGET replies paid that 64 times. Between
+    commands the connection's own parser holds no buffered bytes, so nothing is skipped."""
+    stream: asyncio.StreamReader = conn._reader
+    parser = hiredis.Reader()
+    replies: list[Any] = []
+    while len(replies) < n:
+        data = await stream.read(1 << 16)
+        if not data:
+            raise redis.ConnectionError("connection closed by the server while reading")
+        parser.feed(data)
+        reply = parser.gets()
+        while reply is not False:
+            if isinstance(reply, hiredis.ReplyError):
+                raise redis.ResponseError(str(reply))  # MOVED/ASK too: the caller falls back
+            replies.append(reply)
+            if len(replies) == n:
+                break
+            reply = parser.gets()
+    return replies
 
 
 class AsyncPools:
@@ -61,15 +86,9 @@ class AsyncPools:
                 conn = await pool.get_connection()
                 held.append((pool, conn))
                 await conn.send_packed_command(packed, check_health=False)
-            out: dict[str, list[Any]] = {}
+            out = {}
             for (address, (_, n)), (_, conn) in zip(sends.items(), held, strict=True):
-                replies = []
-                for _ in range(n):
-                    reply = await conn.read_response()
-                    if isinstance(reply, redis.ResponseError):
-                        raise reply
-                    replies.append(reply)
-                out[address] = replies
+                out[address] = await _read_replies(conn, n)
             clean = True
             return out
         finally:
