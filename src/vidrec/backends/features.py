@@ -113,17 +113,17 @@ class FeatureFetcher:
         present[hit] = True
         miss_pos = np.flatnonzero(~hit)
         if miss_pos.size:
-            # Each missing id once; ``rows`` maps every miss back to its value row.
-            unique, rows = np.unique(ids[miss_pos], return_inverse=True)
-            wanted: list[int] = unique.tolist()
+            # Candidates arrive deduplicated; a repeated id is only read twice, not an error.
+            missed = ids[miss_pos]
+            wanted: list[int] = missed.tolist()
             blobs = await self._calls.run_async(
                 lambda: self.store.aget_many(VIDEO_ENTITY, wanted),
                 self.cfg.deadline_hydrate_ms / 1000,
             )
             values, _, found = self._unpack(VIDEO_SPEC, blobs)
-            out[miss_pos] = values[rows]
-            present[miss_pos] = found[rows]
-            self.lru.insert(unique[found], values[found])
+            out[miss_pos] = values
+            present[miss_pos] = found
+            self.lru.insert(missed[found], values[found])
         self.videos_requested += ids.size
         self.videos_present += int(present.sum())
         return out, present
