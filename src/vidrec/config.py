@@ -273,6 +273,10 @@ class EventsConfig:
     id_salt: str = field(default="", repr=False)
     lake_key: str = field(default="", repr=False)
     tombstone_key: str = "vidrec:tombstones"  # Redis hash: pseudonymous id -> deleted at (ms)
+    # Entries a consumer cannot apply go to dead:{dl:<group>} (vidrec.contracts.dead_letters),
+    # trimmed to about this many; cold start (plain XREAD, no group) dead-letters as its group.
+    dead_letter_maxlen: int = 100_000
+    coldstart_group: str = "coldstart"
 
 
 @dataclass(frozen=True)

@@ -9,17 +9,23 @@ writes each video's packed ``VIDEO_SPEC`` vector (zero counters, prior CTR) so h
 it before the real-time processor has seen a single view.
 
 The item tower runs in torch, loaded once: a batch of 64 embeds in ~1 ms on one thread, so an
-ONNX export would buy nothing here. Everything runs in one daemon thread, off the request path;
-a bad entry or a failed batch is logged and counted, and never stops the loop or the server.
+ONNX export would buy nothing here. Everything runs in one daemon thread, off the request path.
+An entry that is not a valid upload, holds a value ``VIDEO_SCHEMA`` cannot, or fails to be
+added on its own (a batch that fails is retried one upload at a time) is dead-lettered as group
+``events.coldstart_group`` (:mod:`vidrec.contracts.dead_letters`; every replica reads every
+entry, and the dead letter is written once) and counted; the cursor moves past it. Nothing a
+stream entry holds stops the loop or the server.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,6 +37,15 @@ from redis.cluster import RedisCluster
 
 from vidrec.backends.retrieval import LocalRetrieval, NewVideos
 from vidrec.backends.serving_state import ServingState
+from vidrec.config import EventsConfig
+from vidrec.contracts.dead_letters import (
+    MISSING,
+    OUT_OF_RANGE,
+    REJECTED,
+    UNPARSEABLE,
+    DeadLetters,
+    out_of_range,
+)
 from vidrec.features import VIDEO_ENTITY, VIDEO_SPEC, OnlineStore, pack_many, snapshot_videos
 from vidrec.features.stores import node_client, refresh_slots
 from vidrec.schema import EVENT_SCHEMA, VIDEO_SCHEMA, EngagementEvent, EventType, VideoUpload
@@ -61,22 +76,38 @@ def load_item_embedder(state: ServingState) -> ItemEmbedder:
     return load_models(Path(models)).two_tower.model
 
 
+class BadEntry(ValueError):
+    """A stream entry that can never become an upload; ``reason`` names why (dead letters)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 def parse_entry(fields: dict[Any, Any]) -> VideoUpload:
     """A ``<prefix>:videos`` entry: a ``video`` (the webhook's row) or an ``upload`` event
-    (creator = user, no categories). Raises ``ValueError`` for anything else."""
+    (creator = user, no categories). Raises ``ValueError`` for anything else (a
+    :class:`BadEntry` when the entry is not an upload or a value overflows its column)."""
+    upload = _upload(fields)
+    if too_big := out_of_range(upload.model_dump(), VIDEO_SCHEMA):
+        raise BadEntry(OUT_OF_RANGE, too_big)
+    return upload
+
+
+def _upload(fields: dict[Any, Any]) -> VideoUpload:
     fields = {_text(k): _text(v) for k, v in fields.items()}
     if "video" in fields:
         return VideoUpload.model_validate_json(fields["video"])
     if "event" in fields:
         ev = EngagementEvent.model_validate_json(fields["event"])
         if ev.type is not EventType.UPLOAD:
-            raise ValueError(f"event {ev.event_id}: type {ev.type}, expected upload")
+            raise BadEntry(UNPARSEABLE, f"event {ev.event_id}: type {ev.type}, expected upload")
         # Validated as an event already; duration may be 0 (unknown), which the tower accepts.
         return VideoUpload.model_construct(
             video_id=ev.video_id, creator_id=ev.user_id, category_ids=[], caption="",
             duration_ms=ev.video_duration_ms, upload_ts=ev.ts,
         )  # fmt: skip
-    raise ValueError(f"entry has neither 'video' nor 'event' (fields {sorted(fields)})")
+    raise BadEntry(MISSING, f"entry has neither 'video' nor 'event' (fields {sorted(fields)})")
 
 
 def _text(value: Any) -> str:
@@ -113,6 +144,7 @@ class ColdStartStats:
     added: int = 0  # videos that joined the index
     skipped: int = 0  # already known (replayed upload, or a video of the loaded catalogue)
     bad_entries: int = 0  # stream entries that were not a valid upload
+    dead_letters: dict[str, int] = field(default_factory=dict)  # by reason (incl. bad_entries)
     failures: int = 0  # failed reads, embeddings or feature writes
     last_delay_ms: int = -1  # XADD of the last added video → retrievable here
 
@@ -152,7 +184,13 @@ class ColdStart:
         *,
         batch: int = BATCH,
         block_ms: int = BLOCK_MS,
+        events: EventsConfig | None = None,
+        consumer: str | None = None,
+        counted: Callable[[str, str, int], None] | None = None,
     ) -> None:
+        """``events``: the dead-letter settings (defaults: ``EventsConfig()``); ``counted``
+        (group, reason, n) also reports dead letters to the host's metrics."""
+        events = events or EventsConfig()
         self.client = client
         self.stream = stream
         self.retrieval = retrieval
@@ -161,6 +199,11 @@ class ColdStart:
         self.batch = batch
         self.block_ms = blocking_read_ms(client, block_ms)
         self.stats = ColdStartStats()
+        self._counted = counted
+        self.dead = DeadLetters.of(
+            client, events, events.coldstart_group,
+            consumer or f"{socket.gethostname()}-{os.getpid()}", self._count_dead,
+        )  # fmt: skip
         self.cursor: str | None = None  # last entry id read; None → resolve "$" on first poll
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -201,6 +244,26 @@ class ColdStart:
             self.stats.failures += 1
             log.exception("cold start: feature write failed for %d videos", videos.height)
 
+    def _count_dead(self, reason: str, n: int) -> None:
+        self.stats.dead_letters[reason] = self.stats.dead_letters.get(reason, 0) + n
+        if self._counted is not None:
+            self._counted(self.dead.group, reason, n)
+
+    def _ingest_each(self, uploads: Sequence[tuple[str, dict[Any, Any], VideoUpload]]) -> int:
+        """The batch, else one upload at a time: the one that fails alone is dead-lettered."""
+        try:
+            return self.ingest([u for _, _, u in uploads])
+        except Exception:
+            log.exception("cold start: a batch of %d failed; adding one by one", len(uploads))
+        added = 0
+        for entry_id, fields, upload in uploads:
+            try:
+                added += self.ingest([upload])
+            except Exception as exc:
+                self.stats.failures += 1
+                self.dead.put(self.stream, entry_id, fields, REJECTED, repr(exc))
+        return added
+
     # --- the stream ------------------------------------------------------------------------
 
     def _start_cursor(self) -> str:
@@ -219,18 +282,21 @@ class ColdStart:
         entries: list[tuple[Any, dict[Any, Any]]] = [e for _, es in reply or [] for e in es]
         if not entries:
             return 0
-        uploads: list[VideoUpload] = []
-        for entry_id, fields in entries:
+        uploads: list[tuple[str, dict[Any, Any], VideoUpload]] = []
+        for raw_id, fields in entries:
+            entry_id = _text(raw_id)
             try:
-                uploads.append(parse_entry(fields))
+                uploads.append((entry_id, fields, parse_entry(fields)))
             except (ValueError, ValidationError) as exc:
                 self.stats.bad_entries += 1
-                log.warning("cold start: skipping entry %s: %s", _text(entry_id), exc)
+                log.warning("cold start: dead-lettering entry %s: %s", entry_id, exc)
+                reason = exc.reason if isinstance(exc, BadEntry) else UNPARSEABLE
+                self.dead.put(self.stream, entry_id, fields, reason, str(exc))
         last_id = _text(entries[-1][0])
-        try:
-            added = self.ingest(uploads) if uploads else 0
-        finally:
-            self.cursor = last_id  # a batch that fails is logged, not retried forever
+        added = self._ingest_each(uploads) if uploads else 0
+        # Past the batch only once every entry is in or dead-lettered: a Redis fault while
+        # dead-lettering re-reads the batch (uploads already added are skipped as known).
+        self.cursor = last_id
         if added:
             self.stats.last_delay_ms = _wall_ms() - int(last_id.split("-")[0])
             log.info("cold start: %d new videos live (%d ms after upload)", added,

@@ -79,3 +79,15 @@ def user_keys(user_id: int, n_buckets: int) -> list[str]:
 def request_variant_key(request_id: str) -> str:
     """Which variant served a request (written by serving, read by the event processor)."""
     return f"rv:{request_id}"
+
+
+def dead_letter_stream(group: str) -> str:
+    """The entries consumer group ``group`` could not apply (one stream per group; cold
+    start's readers share ``coldstart``). Its hash tag holds the markers below in its slot."""
+    return f"dead:{{dl:{group}}}"
+
+
+def dead_letter_marker(group: str, stream: str, entry_id: str) -> str:
+    """Set when ``stream``'s entry ``entry_id`` is dead-lettered for ``group``: a redelivered
+    entry, or the same entry seen by another cold-start replica, is written once."""
+    return f"dls:{{dl:{group}}}:{stream}:{entry_id}"

@@ -11,6 +11,11 @@ way the lake holds every accepted entry once; :func:`vidrec.events.event_log.rea
 reads it (``vidrec pipeline run --events <lake>``). Two entries with one ``event_id`` (a
 client retry) in one file are written once; across files, readers dedupe by ``event_id``.
 
+An entry that is not a valid event, or holds a value ``EVENT_SCHEMA`` cannot (``user_id``
+2**70), is dead-lettered (:mod:`vidrec.contracts.dead_letters`) and acked when read, never
+buffered; should a batch's file still fail on some entry, each entry is tried alone, the
+failing ones dead-lettered and the rest written. One bad entry never stops the writer.
+
 Privacy (:mod:`vidrec.security`): user ids are written as pseudonyms (``VIDREC_EVENTS__ID_SALT``;
 uploads keep the creator id), files are encrypted with ``VIDREC_EVENTS__LAKE_KEY``, events of
 users with a tombstone are not written (their entries are still acked), and every flush copies
@@ -19,6 +24,7 @@ the Redis tombstones to ``<lake>/_tombstones/`` for training.
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from collections.abc import Sequence
@@ -29,9 +35,16 @@ import polars as pl
 import redis
 
 from vidrec.config import Config
+from vidrec.contracts.dead_letters import REJECTED
 from vidrec.events.event_log import read_event_ids, write_events
-from vidrec.events.processor import EventObserver, Tally, run_until
-from vidrec.events.streams import Client, Entry, GroupReader
+from vidrec.events.processor import (
+    DEPENDENCY_FAULTS,
+    EventObserver,
+    Tally,
+    dead_letters_of,
+    run_until,
+)
+from vidrec.events.streams import Client, Entry, GroupReader, set_aside
 from vidrec.schema import EVENT_SCHEMA, EngagementEvent, EventType
 from vidrec.security.forget import LakeTombstones, forgotten_among, tombstones_in_redis
 from vidrec.security.lake_crypto import LakeCrypto
@@ -104,6 +117,7 @@ class LakeWriter:
         self.max_events = e.lake_max_events if max_events is None else max_events
         self.max_age_s = e.lake_max_age_s if max_age_s is None else max_age_s
         self.observer: EventObserver = observer or Tally()
+        self.dead = dead_letters_of(client, cfg, self.reader, self.observer)
         self.buffer: list[Entry] = []
         self._oldest = 0.0
         self._recovered = False
@@ -121,12 +135,35 @@ class LakeWriter:
             # The file name covers every entry of the group (recovery finds them by range);
             # forgotten users' events are simply not in it.
             ids = sorted((e.id for e in group), key=lambda i: _id_key(_file_id(i)))
-            kept = [e.event for e in group if e.event is not None and not self._drop(e, gone)]
+            kept = [e for e in group if not self._drop(e, gone)]
             self.forgotten_dropped += len(group) - len(kept)
-            frame = to_frame(kept, self.pseudonyms)
             path = folder / file_name(stream, ids[0], ids[-1])
-            paths.append(write_events(frame, path, crypto=self.crypto, user_ids=self.id_label))
+            try:
+                paths.append(self._write_file(kept, path))
+            except DEPENDENCY_FAULTS:
+                raise
+            except Exception:  # some entry the table cannot take: write the others
+                paths.append(self._write_file(self._isolate(kept), path))
         return paths
+
+    def _write_file(self, entries: Sequence[Entry], path: Path) -> Path:
+        frame = to_frame([e.event for e in entries if e.event is not None], self.pseudonyms)
+        return write_events(frame, path, crypto=self.crypto, user_ids=self.id_label)
+
+    def _isolate(self, entries: Sequence[Entry]) -> list[Entry]:
+        """The entries that convert and write alone (in memory); the others dead-lettered.
+        Parsing already rejects what ``EVENT_SCHEMA`` cannot hold: this is the net for what
+        it did not foresee, so one entry never costs its batch, nor stops the writer."""
+        good = []
+        for entry in entries:
+            try:
+                frame = to_frame([entry.event] if entry.event is not None else [], self.pseudonyms)
+                frame.select(list(EVENT_SCHEMA)).write_parquet(io.BytesIO())
+            except Exception as exc:
+                set_aside(self.dead, entry, REJECTED, repr(exc))
+            else:
+                good.append(entry)
+        return good
 
     @property
     def id_label(self) -> str:
@@ -174,10 +211,20 @@ class LakeWriter:
         if entries:
             self.write(entries)
             self.reader.ack(entries)
-            if poison := sum(1 for e in entries if e.event is None):
-                self.observer.failed(poison)
-            self.observer.processed(len(entries) - poison)
+            self.observer.processed(len(entries))
         return len(entries)
+
+    def _buffer(self, entries: Sequence[Entry]) -> int:
+        """Buffer the valid entries; dead-letter and ack the invalid ones at once (they would
+        fail the batch's table, or are not events at all)."""
+        invalid = [e for e in entries if e.event is None]
+        for entry in invalid:
+            set_aside(self.dead, entry)
+        self.reader.ack(invalid)
+        if entries and not self.buffer:
+            self._oldest = time.monotonic()
+        self.buffer.extend(e for e in entries if e.event is not None)
+        return len(invalid)
 
     def step(self) -> int:
         """Recover (first call) or read into the buffer; flush when full or old enough."""
@@ -187,14 +234,12 @@ class LakeWriter:
             done = self.written(pending)
             self.reader.ack(done)
             done_ids = {(e.stream, e.id) for e in done}
-            self.buffer = [e for e in pending if (e.stream, e.id) not in done_ids]
-            self._oldest = time.monotonic()
+            self.buffer = []
+            invalid = self._buffer([e for e in pending if (e.stream, e.id) not in done_ids])
             self._recovered = True
-            return self.flush() + len(done)
+            return self.flush() + len(done) + invalid
         entries = self.reader.read()
-        if entries and not self.buffer:
-            self._oldest = time.monotonic()
-        self.buffer.extend(entries)
+        self._buffer(entries)
         old = self.buffer and time.monotonic() - self._oldest >= self.max_age_s
         if len(self.buffer) >= self.max_events or old:
             self.flush()

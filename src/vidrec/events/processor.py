@@ -10,6 +10,8 @@ delivery + idempotent units = effectively once.
 
 Redis faults never end the process: they are counted, the batch stays pending, and after a
 backoff the consumer re-reads its own pending entries first.
+An entry that cannot be applied (invalid, or failing alone) is dead-lettered
+(:mod:`vidrec.contracts.dead_letters`) and acked with its batch: it never stops the consumer.
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ from redis.cluster import RedisCluster
 
 from vidrec.config import Config
 from vidrec.contracts.catalogue import Catalogue
+from vidrec.contracts.dead_letters import REJECTED, DeadLetters
 from vidrec.contracts.keys import request_variant_key
 from vidrec.contracts.trending import Decay
 from vidrec.events.counters import CounterWriter
 from vidrec.events.creators import CreatorLookup
 from vidrec.events.sessions import SESSION_TYPES, SessionConflict, SessionWriter
-from vidrec.events.streams import Client, Entry, GroupReader
+from vidrec.events.streams import Client, Entry, GroupReader, set_aside
 from vidrec.events.trending import TrendingWriter
 from vidrec.schema import EngagementEvent, EventType
 from vidrec.security.forget import forgotten_among
@@ -46,6 +49,8 @@ class EventObserver(Protocol):
 
     def failed(self, n: int) -> None: ...
 
+    def dead_lettered(self, group: str, reason: str, n: int) -> None: ...
+
     def lag(self, seconds: Sequence[float]) -> None: ...
 
     def engagement(self, variant: str, kind: str, watch_s: float) -> None: ...
@@ -59,6 +64,7 @@ class Tally:
     n_duplicates: int = 0
     n_failed: int = 0
     n_lag: int = 0
+    dead: dict[tuple[str, str], int] = field(default_factory=dict)  # (group, reason) -> n
     by_variant: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def processed(self, n: int) -> None:
@@ -69,6 +75,9 @@ class Tally:
 
     def failed(self, n: int) -> None:
         self.n_failed += n
+
+    def dead_lettered(self, group: str, reason: str, n: int) -> None:
+        self.dead[(group, reason)] = self.dead.get((group, reason), 0) + n
 
     def lag(self, seconds: Sequence[float]) -> None:
         self.n_lag += len(seconds)
@@ -86,6 +95,15 @@ def mget_any(client: Client, keys: Sequence[str]) -> list[bytes | None]:
     if isinstance(client, RedisCluster):
         return list(client.mget_nonatomic(keys))
     return list(client.mget(keys))  # type: ignore[arg-type]
+
+
+def dead_letters_of(
+    client: Client, cfg: Config, reader: GroupReader, observer: EventObserver
+) -> DeadLetters:
+    """The dead letters of ``reader``'s group, counted by ``observer``."""
+    group = reader.group
+    return DeadLetters.of(client, cfg.events, group, reader.consumer,
+                          lambda reason, n: observer.dead_lettered(group, reason, n))  # fmt: skip
 
 
 def _merge(a: bool | None, b: bool | None) -> bool | None:
@@ -114,6 +132,9 @@ def run_until(
             stop.wait(backoff(faults))
 
 
+# Redis or the network failing: the batch stays pending and is redone after a backoff.
+# Any other exception while applying an entry is that entry's: it is dead-lettered.
+DEPENDENCY_FAULTS: tuple[type[BaseException], ...] = (redis.RedisError, OSError, SessionConflict)
 RETRY_BACKOFF_S = (0.1, 0.5, 2.0)  # waits after consecutive dependency faults (last repeats)
 
 
@@ -153,16 +174,39 @@ class EventProcessor:
         self.trending = TrendingWriter(client, ttl_s, Decay.of(e), e.trending_keep)
         self.creators = CreatorLookup(client, n, catalogue)
         self.observer: EventObserver = observer or Tally()
+        self.dead = dead_letters_of(client, cfg, self.reader, self.observer)
         self.claim_every_s = e.claim_every_s if claim_every_s is None else claim_every_s
         self.clock = clock
         self._recovered = False
         self._last_claim = 0.0
 
     def apply(self, entries: Sequence[Entry]) -> None:
-        """Apply every effect of ``entries`` once (no XACK: :meth:`step` does that)."""
-        events = [e.event for e in entries if e.event is not None]
-        if poison := len(entries) - len(events):
-            self.observer.failed(poison)  # unparseable or trimmed: retrying cannot help
+        """Apply every effect of ``entries`` once (no XACK: :meth:`step` does that).
+
+        An entry that cannot be applied is dead-lettered, so the batch can be acked: an
+        invalid one at once; when the batch fails other than by a dependency fault, each
+        event is applied alone (re-applying is a no-op) and the ones that fail are set aside.
+        """
+        good: list[tuple[Entry, EngagementEvent]] = []
+        for entry in entries:
+            if entry.event is None:
+                set_aside(self.dead, entry)
+            else:
+                good.append((entry, entry.event))
+        try:
+            self._apply([ev for _, ev in good])
+        except DEPENDENCY_FAULTS:
+            raise
+        except Exception:
+            for entry, ev in good:
+                try:
+                    self._apply([ev])
+                except DEPENDENCY_FAULTS:
+                    raise
+                except Exception as exc:  # this event alone fails: retrying cannot help
+                    set_aside(self.dead, entry, REJECTED, repr(exc))
+
+    def _apply(self, events: list[EngagementEvent]) -> None:
         events = self._without_forgotten(events)
         status: dict[str, bool | None] = {}  # event_id -> applied now / before / no unit
         by_user: dict[int, list[EngagementEvent]] = {}
@@ -228,7 +272,7 @@ class EventProcessor:
 
     def run(self, stop: threading.Event) -> None:
         """Work until ``stop`` is set; a Redis fault backs off and re-reads pending entries."""
-        run_until(stop, self.step, self._after_fault, (redis.RedisError, OSError, SessionConflict))
+        run_until(stop, self.step, self._after_fault, DEPENDENCY_FAULTS)
 
     def _after_fault(self) -> None:
         self.observer.failed(1)

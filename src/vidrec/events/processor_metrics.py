@@ -2,12 +2,15 @@
 
 Counters and the lag histogram are fed through the :class:`EventObserver` interface; stream
 lengths and group lags are read from Redis at scrape time (XLEN, XINFO GROUPS), so they
-cost the consumer nothing. A Redis fault during a scrape drops those gauges for that scrape.
+cost the consumer nothing, and any consumer's scrape reports every group: a lake writer that
+is down still shows its growing lag through the processor's. A Redis fault during a scrape
+drops those gauges for that scrape.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import redis
 from prometheus_client import CollectorRegistry, Counter, Histogram, Summary
@@ -32,8 +35,12 @@ class PrometheusEvents:
             registry=registry,
         )  # fmt: skip
         self._failed = Counter(
-            "vidrec_events_failed", "Unparseable entries and dependency faults", registry=registry
+            "vidrec_events_failed", "Dependency faults (Redis, disk)", registry=registry
         )
+        self._dead = Counter(
+            names.DEAD_LETTERS, "Entries set aside in the dead-letter stream, by group and reason",
+            ["group", "reason"], registry=registry,
+        )  # fmt: skip
         # Per-variant engagement, for the rollout's CTR and watch-time tests (Welch needs the
         # sum of squares for an exact variance). No ids in labels: variants are few.
         self._impressions = Counter(
@@ -75,35 +82,74 @@ class PrometheusEvents:
     def failed(self, n: int) -> None:
         self._failed.inc(n)
 
+    def dead_lettered(self, group: str, reason: str, n: int) -> None:
+        self._dead.labels(group, reason).inc(n)
+
     def lag(self, seconds: Sequence[float]) -> None:
         for s in seconds:
             self._lag.observe(max(s, 0.0))
 
 
-class StreamCollector(Collector):
-    """``vidrec_stream_length{stream}`` and ``vidrec_consumer_lag{group}`` at scrape time."""
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
-    def __init__(self, client: Client, streams: Sequence[str]) -> None:
+
+def undelivered(client: Client, stream: str, info: dict[str, Any]) -> int:
+    """Entries after the group's last-delivered id. Redis answers ``lag`` (exact), or null
+    once entries were deleted or the group started mid-stream; then entries added minus
+    entries read (an upper bound), else the whole stream: never 0 for a stalled group."""
+    if info.get("lag") is not None:
+        return int(info["lag"])
+    stream_info: dict[str, Any] = client.xinfo_stream(stream)
+    added, read = stream_info.get("entries-added"), info.get("entries-read")
+    if added is not None and read is not None:
+        return max(int(added) - int(read), 0)
+    return int(stream_info.get("length") or 0)
+
+
+class StreamCollector(Collector):
+    """``vidrec_stream_length{stream}``, ``vidrec_consumer_lag{group}`` and
+    ``vidrec_consumer_pending{group}`` at scrape time.
+
+    Lag is what a group has not applied: entries never delivered to it plus entries delivered
+    and not acknowledged (pending). A consumer that crashes on a batch, or hangs, leaves its
+    batch pending and reads nothing new, so its lag grows with every entry written; counting
+    undelivered entries alone read 0 while the lake writer crash-looped on one entry.
+    ``extra`` streams (the dead-letter streams) are reported by length only.
+    """
+
+    def __init__(self, client: Client, streams: Sequence[str], extra: Sequence[str] = ()) -> None:
         self.client = client
         self.streams = list(streams)
+        self.extra = list(extra)
 
     def collect(self) -> Iterator[Metric]:
         length = GaugeMetricFamily("vidrec_stream_length", "Entries in a stream", labels=["stream"])
         lag = GaugeMetricFamily(
-            "vidrec_consumer_lag", "Entries not yet delivered to a group", labels=["group"]
+            names.CONSUMER_LAG,
+            "Entries a group has not applied: not yet delivered, or delivered and not acked",
+            labels=["group"],
         )
-        per_group: dict[str, int] = {}
+        pending = GaugeMetricFamily(
+            names.CONSUMER_PENDING, "Entries delivered to a group and not acked", labels=["group"]
+        )
+        per_group: dict[str, tuple[int, int]] = {}
         try:
+            for stream in self.extra:
+                length.add_metric([stream], float(self.client.xlen(stream)))
             for stream in self.streams:
                 length.add_metric([stream], float(self.client.xlen(stream)))
-                for info in self.client.xinfo_groups(stream):
-                    name = (
-                        info["name"].decode() if isinstance(info["name"], bytes) else info["name"]
-                    )
-                    per_group[name] = per_group.get(name, 0) + int(info.get("lag") or 0)
+                groups: list[dict[str, Any]] = self.client.xinfo_groups(stream)
+                for info in groups:
+                    name = _text(info["name"])
+                    waiting, held = per_group.get(name, (0, 0))
+                    waiting += undelivered(self.client, stream, info)
+                    per_group[name] = (waiting, held + int(info.get("pending") or 0))
         except redis.RedisError:
             return
-        for name, value in per_group.items():
-            lag.add_metric([name], float(value))
+        for name, (waiting, held) in per_group.items():
+            lag.add_metric([name], float(waiting + held))
+            pending.add_metric([name], float(held))
         yield length
         yield lag
+        yield pending

@@ -13,7 +13,7 @@ import os
 import socket
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -21,8 +21,15 @@ from pydantic import ValidationError
 from redis.cluster import RedisCluster
 
 from vidrec.config import Config
+from vidrec.contracts.dead_letters import (
+    MISSING,
+    OUT_OF_RANGE,
+    UNPARSEABLE,
+    DeadLetters,
+    out_of_range,
+)
 from vidrec.features.stores import node_client, refresh_slots
-from vidrec.schema import EngagementEvent
+from vidrec.schema import EVENT_SCHEMA, EngagementEvent
 
 Client = redis.Redis | RedisCluster
 
@@ -34,11 +41,16 @@ def stream_names(prefix: str, partitions: int) -> list[str]:
 
 @dataclass(frozen=True)
 class Entry:
-    """One stream entry; ``event`` is None when the entry was trimmed or is not an event."""
+    """One stream entry; ``event`` is None when the entry cannot be applied: then ``reason``
+    (a :mod:`vidrec.contracts.dead_letters` reason) and ``error`` say why, and ``fields``
+    keeps what was read, for its dead letter."""
 
     stream: str
     id: str
     event: EngagementEvent | None
+    fields: dict[Any, Any] | None = field(default=None, compare=False, repr=False)
+    reason: str = ""
+    error: str = ""
 
 
 def _text(value: bytes | str) -> str:
@@ -46,12 +58,25 @@ def _text(value: bytes | str) -> str:
 
 
 def parse(stream: str, entry_id: bytes | str, fields: dict[Any, Any] | None) -> Entry:
+    """Validated before any batch is built: an entry that is not an event, or whose values
+    ``EVENT_SCHEMA`` cannot hold, comes back with ``event=None`` and its reason."""
+    stream, entry_id = _text(stream), _text(entry_id)
     raw = (fields or {}).get(b"event", (fields or {}).get("event"))
+    if raw is None:
+        why = "trimmed before it was read" if fields is None else "no 'event' field"
+        return Entry(stream, entry_id, None, fields, MISSING, why)
     try:
-        event = None if raw is None else EngagementEvent.model_validate_json(raw)
-    except ValidationError:
-        event = None
-    return Entry(_text(stream), _text(entry_id), event)
+        event = EngagementEvent.model_validate_json(raw)
+    except ValidationError as exc:
+        return Entry(stream, entry_id, None, fields, UNPARSEABLE, str(exc))
+    if too_big := out_of_range(event.model_dump(), EVENT_SCHEMA):
+        return Entry(stream, entry_id, None, fields, OUT_OF_RANGE, too_big)
+    return Entry(stream, entry_id, event, fields)
+
+
+def set_aside(dead: DeadLetters, entry: Entry, reason: str = "", error: str = "") -> None:
+    """Dead-letter ``entry`` (its parse reason unless one is given); the caller acks it after."""
+    dead.put(entry.stream, entry.id, entry.fields, reason or entry.reason, error or entry.error)
 
 
 def _entries(reply: Any) -> list[Entry]:
