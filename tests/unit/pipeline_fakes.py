@@ -110,6 +110,7 @@ class InMemoryRetrieval:
             "same_creator": lambda: self.same_creator(query.video_ids, k),
             "by_category": lambda: self.by_category(query.category, k),
             "popular": lambda: self.popular(k),
+            "videos": lambda: self.videos(query.video_ids, k),
         }
         return await lists[name]()
 
@@ -144,12 +145,21 @@ class InMemoryRetrieval:
         await self._fault("same_creator")
         creators = self.cat.creator[[self.cat.row[v] for v in video_ids]]
         rows = self._top(self.cat.popularity, k, np.isin(self.cat.creator, creators))
-        return self.cat.videos(rows, self.cat.popularity[rows])
+        # Like the real retrieval: each found video names the first seed by its creator.
+        seeds = np.asarray(video_ids, np.int64)[
+            np.argmax(self.cat.creator[rows, None] == creators, 1)
+        ]
+        return self.cat.videos(rows, self.cat.popularity[rows], seeds)
 
     async def by_category(self, category: int, k: int) -> Retrieved:
         await self._fault("by_category")
         rows = self._top(self.cat.popularity, k, self.cat.category == category)
         return self.cat.videos(rows, self.cat.popularity[rows])
+
+    async def videos(self, video_ids: Sequence[int], k: int) -> Retrieved:
+        """The catalogue's records of the known ids (the related surface's anchor check)."""
+        rows = np.asarray([self.cat.row[v] for v in video_ids if v in self.cat.row][:k], np.int64)
+        return self.cat.videos(rows, np.zeros(rows.size))
 
     async def popular(self, k: int) -> Retrieved:
         await self._fault("popular")

@@ -7,6 +7,11 @@ features down, a source down). The columnar pipeline must reproduce each feed ex
 order, sources, scores, head scores and explanations.
 
 Regenerate (only when behaviour is meant to change): ``python -m tests.unit.test_pipeline_golden``.
+Changed on purpose since (issue 14, item 8; only those cases, or only those fields, rewritten):
+the ``related/*`` feeds (at least half of the page from the anchor's neighbours) and
+explanations that claimed more than the request showed ("popular in 3" → "popular in category
+3" or "new in category 3"; "new" → "among the newest uploads" for an upload older than
+``fresh_max_age_h``).
 """
 
 from __future__ import annotations

@@ -136,17 +136,17 @@ def test_explanations_follow_the_source() -> None:
     cs = [
         cand(1, anchor_video_id=55, source="item_item"),
         cand(2, source="trending", region="north"),
-        cand(3, source="fresh"),
-        cand(4, source="same_creator"),
-        cand(5, source="category", category=3),
+        cand(3, source="fresh", upload_ts=NOW - H),
+        cand(4, anchor_video_id=55, source="same_creator"),
+        cand(5, score=2.5, source="category", category=3, upload_ts=NOW - 400 * H),
     ]
-    out = run(Explain()(ctx(), frame(cs)))
+    out = run(Explain()(ctx(recent_watches=(55,)), frame(cs)))
     assert [c.explanation for c in out] == [
         "because you watched 55",
         "trending in north",
         "new",
         "more from a creator you watch",
-        "popular in 3",
+        "popular in category 3",
     ]
 
 

@@ -10,6 +10,7 @@ from vidrec.pipeline.base import (
     FilterResult,
     Policy,
     RequestContext,
+    UnknownVideo,
     UserContext,
 )
 from vidrec.pipeline.clients import RetrievedVideo
@@ -43,6 +44,7 @@ __all__ = [
     "RetrievedVideo",
     "RoutingTable",
     "Surface",
+    "UnknownVideo",
     "UserContext",
     "VariantRoute",
     "as_dependency_error",

@@ -35,7 +35,7 @@ class DependencyError(Exception):
     """A dependency failed in a way a policy may absorb; ``reason`` becomes a metric label."""
 
     REASONS: ClassVar[frozenset[str]] = frozenset(
-        {"timeout", "unavailable", "circuit_open", "error", "no_data"}
+        {"timeout", "unavailable", "circuit_open", "error", "no_data", "unknown_region"}
     )
 
     def __init__(self, reason: str, detail: str = "") -> None:
@@ -43,6 +43,18 @@ class DependencyError(Exception):
             raise ValueError(f"DependencyError: unknown reason {reason!r}")
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
+
+
+class UnknownVideo(LookupError):
+    """The request is about a video the catalogue does not hold (the related surface's anchor).
+
+    The client's mistake, not a dependency fault: no policy absorbs it and no fallback is
+    served, because a list "related to" a video that does not exist would answer a question
+    nobody asked. The API answers 404 naming the id."""
+
+    def __init__(self, video_id: int) -> None:
+        super().__init__(f"video {video_id}: not in the catalogue")
+        self.video_id = video_id
 
 
 @dataclass(slots=True)

@@ -7,9 +7,10 @@ about lives here. Each stage runs under its deadline (:func:`~.resilience.within
 A dependency fault
 (:class:`DependencyError` or a timeout) in an OPEN stage skips it (input passes through, a
 source yields nothing), in a CLOSED stage serves the fallback; either way ``ctx.degraded`` gets
-``"<kind>/<name>:<reason>"``. Anything else is a bug and propagates. Candidates travel as
-columns (:class:`~vidrec.pipeline.candidates.Candidates`) and each stage returns a new frame;
-only the served page becomes :class:`Candidate` objects. Effects run after the response is
+``"<kind>/<name>:<reason>"``. Anything else propagates: a bug, or :class:`UnknownVideo`
+(the request names a video that does not exist: the API's 404). Candidates travel as columns
+(:class:`~vidrec.pipeline.candidates.Candidates`) and each stage returns a new frame; only the
+served page becomes :class:`Candidate` objects. Effects run after the response is
 returned and can only be observed, never raised.
 
 Admission: at most ``ServingConfig.max_inflight`` requests run the pipeline at once per
@@ -42,6 +43,7 @@ from vidrec.pipeline.base import (
     Scorer,
     Source,
     Stage,
+    UnknownVideo,
 )
 from vidrec.pipeline.candidates import Candidates, dedupe_by_video
 from vidrec.pipeline.observer import PipelineObserver
@@ -92,6 +94,14 @@ ADMISSION: Final = "pipeline/admission"
 
 def stage_id(kind: str, stage: Stage) -> str:
     return f"{kind}/{stage.name}"
+
+
+def outcome(exc: Exception, dep: DependencyError | None) -> str:
+    """A failed stage's metric label: the dependency's reason, ``not_found`` for a request
+    about an unknown video (the client's error, propagated), else ``bug``."""
+    if dep is not None:
+        return dep.reason
+    return "not_found" if isinstance(exc, UnknownVideo) else "bug"
 
 
 class PipelineRunner:
@@ -245,8 +255,7 @@ class PipelineRunner:
             result = await within(call(*args), self._deadline_s(sid))
         except Exception as exc:
             dep = as_dependency_error(exc)
-            self._obs.stage(label, sid, ctx.variant, perf_counter() - start,
-                            "bug" if dep is None else dep.reason)  # fmt: skip
+            self._obs.stage(label, sid, ctx.variant, perf_counter() - start, outcome(exc, dep))
             if dep is None:
                 raise
             self._degrade(label, ctx, sid, dep.reason)

@@ -19,6 +19,28 @@ def slot_positions(count: int, slots: int) -> frozenset[int]:
     return frozenset(((i + 1) * count) // (slots + 1) for i in range(slots)) - {0}
 
 
+def fill_slots(n: int, page: int, slots: frozenset[int], preferred: list[int]) -> np.ndarray:
+    """Positions 0..page-1 of a list of ``n`` items in order: each slot takes the best unused
+    ``preferred`` item (indexes, best first), other positions the best unused item of any kind;
+    a slot left without a preferred item takes the best unused one. Returns the page's indexes
+    followed by the unused ones in order."""
+    used = np.zeros(n, dtype=bool)
+    out: list[int] = []
+    nxt, nxt_pref = 0, 0
+    for pos in range(page):
+        while nxt_pref < len(preferred) and used[preferred[nxt_pref]]:
+            nxt_pref += 1
+        if pos in slots and nxt_pref < len(preferred):
+            i = preferred[nxt_pref]
+        else:
+            while used[nxt]:
+                nxt += 1
+            i = nxt
+        used[i] = True
+        out.append(i)
+    return np.concatenate([np.asarray(out, np.int64), np.flatnonzero(~used)])
+
+
 class ExplorationSlots:
     name = "exploration"
     policy = Policy.OPEN
@@ -35,18 +57,4 @@ class ExplorationSlots:
             return cands
         young = age_hours(cands, ctx.now_ms) < self.max_age_h
         fresh = np.flatnonzero(young | cands.label_mask(self.fresh_source)).tolist()
-        used = np.zeros(len(cands), dtype=bool)
-        out: list[int] = []
-        nxt, nxt_fresh = 0, 0
-        for pos in range(page):
-            while nxt_fresh < len(fresh) and used[fresh[nxt_fresh]]:
-                nxt_fresh += 1
-            if pos in slots and nxt_fresh < len(fresh):
-                i = fresh[nxt_fresh]
-            else:
-                while used[nxt]:
-                    nxt += 1
-                i = nxt
-            used[i] = True
-            out.append(i)
-        return cands.take(np.concatenate([np.asarray(out, np.int64), np.flatnonzero(~used)]))
+        return cands.take(fill_slots(len(cands), page, slots, fresh))

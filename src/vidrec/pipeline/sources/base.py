@@ -18,12 +18,15 @@ HISTORY_SEEDS = 5
 
 @dataclass(frozen=True)
 class Found:
-    """What an explanation may use about one served item."""
+    """What an explanation may use about one served item. An explanation must be true of the
+    request that produced it, so it claims only what these fields and the request show."""
 
     source: str
     region: str  # the region a regional source searched ("" otherwise)
     anchor_video_id: int  # the video it was found from, -1 none
     category: int  # -1 unknown
+    score: float = 0.0  # its retrieval score (popularity for the popularity-ordered lists)
+    fresh: bool = False  # uploaded within ``serving.fresh_max_age_h`` of the request
 
 
 EXPLANATIONS: dict[str, type[RetrievalSource]] = {}
@@ -79,8 +82,15 @@ def required(value: int | None, field: str, surface: str) -> int:
     return value
 
 
-def because_you_watched(found: Found) -> str | None:
-    return f"because you watched {found.anchor_video_id}" if found.anchor_video_id >= 0 else None
+def watched(ctx: RequestContext, video_id: int) -> bool:
+    """Whether ``video_id`` is in the user's history as this request saw it."""
+    return video_id >= 0 and ctx.user is not None and video_id in ctx.user.recent_watches
+
+
+def because_you_watched(found: Found, ctx: RequestContext) -> str | None:
+    """ "because you watched X" only when X is in the user's history (not merely an anchor)."""
+    anchor = found.anchor_video_id
+    return f"because you watched {anchor}" if watched(ctx, anchor) else None
 
 
 @dataclass(frozen=True)

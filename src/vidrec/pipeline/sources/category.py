@@ -19,7 +19,13 @@ class CategorySource(RetrievalSource):
 
     @staticmethod
     def explain(found: Found, ctx: RequestContext) -> str:
-        return f"popular in {found.category if found.category >= 0 else ctx.category}"
+        """ "popular" only for an item people watched (its popularity, the retrieval score, is
+        above 0) that is not a fresh upload: a new video is listed for its category, not for
+        an engagement it has not had yet."""
+        category = found.category if found.category >= 0 else ctx.category
+        if found.fresh:
+            return f"new in category {category}"
+        return f"{'popular in' if found.score > 0 else 'in'} category {category}"
 
 
 @retriever("by_category", prepare=lambda cat: Grouped.by(cat.category, cat.popularity))

@@ -23,7 +23,8 @@ class Fresh(RetrievalSource):
 
     @staticmethod
     def explain(found: Found, ctx: RequestContext) -> str:
-        return "new"
+        # The retrieval falls back to the newest overall when nothing is young enough.
+        return "new" if found.fresh else "among the newest uploads"
 
 
 @dataclass(frozen=True)

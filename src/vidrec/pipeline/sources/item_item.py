@@ -33,7 +33,7 @@ class ItemItem(RetrievalSource):
 
     @staticmethod
     def explain(found: Found, ctx: RequestContext) -> str:
-        return because_you_watched(found) or "recommended for you"
+        return because_you_watched(found, ctx) or "recommended for you"
 
 
 def _needs_search(corpus: Corpus, query: Query, k: int) -> bool:

@@ -19,6 +19,7 @@ from vidrec.pipeline.sources.base import (
     interleaved,
     recent_watches,
     unique_in_order,
+    watched,
 )
 
 
@@ -40,7 +41,14 @@ class SameCreator(RetrievalSource):
 
     @staticmethod
     def explain(found: Found, ctx: RequestContext) -> str:
-        return "more from a creator you watch"
+        """The seed decides: the video on screen, a video in the user's history, or neither
+        (no claim about the viewer)."""
+        seed = found.anchor_video_id
+        if seed >= 0 and seed == ctx.anchor_video_id:
+            return f"more from the creator of {seed}"
+        if watched(ctx, seed):
+            return "more from a creator you watch"
+        return "more from this creator"
 
 
 @retriever("same_creator", prepare=lambda cat: Grouped.by(cat.creator_id, cat.popularity))

@@ -1,11 +1,17 @@
-"""source/trending — what is popular in the request's (or the user's) region."""
+"""source/trending — what is popular in the request's (or the user's) region.
+
+A region the request names that has no trending list (serving knows a region only by its
+list) is not answered silently with other videos: the source fails with reason
+``unknown_region``, so the response is flagged degraded (``source/trending:unknown_region``)
+and the page is what the other sources found, or the surface's fallback.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from vidrec.pipeline.base import RequestContext
-from vidrec.pipeline.candidates import Retrieved
+from vidrec.pipeline.base import DependencyError, RequestContext
+from vidrec.pipeline.candidates import Candidates, Retrieved
 from vidrec.pipeline.clients import RetrievalClient
 from vidrec.pipeline.retrievers import Corpus, Query, retriever
 from vidrec.pipeline.sources.base import Found, RetrievalSource
@@ -31,6 +37,12 @@ class Trending(RetrievalSource):
     @staticmethod
     def explain(found: Found, ctx: RequestContext) -> str:
         return f"trending in {found.region or ctx.region or 'your region'}"
+
+    async def __call__(self, ctx: RequestContext) -> Candidates:
+        found = await super().__call__(ctx)
+        if not len(found) and ctx.region:  # the user's or the default region: not asked for
+            raise DependencyError("unknown_region", f"no trending list for {ctx.region!r}")
+        return found
 
 
 @retriever("trending")

@@ -19,7 +19,7 @@ class TwoTower(RetrievalSource):
 
     @staticmethod
     def explain(found: Found, ctx: RequestContext) -> str:
-        return because_you_watched(found) or "recommended for you"
+        return because_you_watched(found, ctx) or "recommended for you"
 
 
 @retriever("two_tower", blocking=True)

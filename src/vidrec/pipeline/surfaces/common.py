@@ -20,14 +20,19 @@ def safety_filters() -> tuple[Filter, ...]:
     return (Seen(), NotInterested(), BlockedCreators())
 
 
-def feed_mixers(cfg: ServingConfig, *, spread: bool = True) -> tuple[Mixer, ...]:
-    """Boost, spread, explore, then the creator-run rule last among reorderings, so it holds
-    on the final list; Take cuts; Explain labels only what is served."""
+def feed_mixers(
+    cfg: ServingConfig, *, spread: bool = True, share: Mixer | None = None
+) -> tuple[Mixer, ...]:
+    """Boost, then ``share`` (a rule on which items make the page, e.g. the related page's
+    anchor share: it must come before the reorderings, which keep its set), spread, explore,
+    then the creator-run rule last among reorderings, so it holds on the final list; Take
+    cuts; Explain labels only what is served."""
     return (
         FreshnessBoost(cfg.freshness_boost, cfg.freshness_half_life_h),
+        *((share,) if share is not None else ()),
         *((CategorySpread(cfg.category_max_share),) if spread else ()),
         ExplorationSlots(cfg.exploration_share, cfg.fresh_max_age_h),
         CreatorRun(cfg.max_creator_run),
         Take(),
-        Explain(),
+        Explain(cfg.fresh_max_age_h),
     )
