@@ -5,11 +5,18 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
+from tests import needs
+from tests.marker_counts import (  # noqa: F401  (hooks: per-marker counts for .ci/run)
+    pytest_collection_finish,
+    pytest_runtest_logreport,
+    pytest_sessionfinish,
+)
 from vidrec.config import load_config
 
 torch.set_num_threads(2)
@@ -52,3 +59,13 @@ def build_test_artefacts(config: pytest.Config) -> Path:
 @pytest.fixture(scope="session")
 def artefacts(pytestconfig: pytest.Config) -> Path:
     return build_test_artefacts(pytestconfig)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    """Let server helpers see the running test and its markers (:func:`needs.starts_server`)."""
+    needs.CURRENT[:] = [item]
+    try:
+        yield
+    finally:
+        needs.CURRENT.clear()

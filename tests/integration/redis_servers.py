@@ -1,7 +1,8 @@
 """Real Redis servers for tests: a standalone instance or a 3-master cluster on 127.0.0.1.
 
 Each server runs in a temp dir with persistence off, on a free port, and is killed on exit.
-When ``redis-server`` is not installed the calling test is skipped with the reason.
+When ``redis-server`` is not installed the calling test is skipped with the reason (failed
+under CI), and a test that starts one must be marked ``integration`` (``tests/needs.py``).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 import redis
+
+from tests.needs import require_binary, starts_server
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
@@ -25,9 +27,9 @@ START_TIMEOUT_S = 15.0
 
 
 def _require_binaries() -> None:
+    starts_server("redis-server")
     for binary in (REDIS_SERVER, REDIS_CLI):
-        if not Path(binary).exists():
-            pytest.skip(f"{binary} not installed (apt-get install redis-server redis-tools)")
+        require_binary(binary, "apt-get install redis-server redis-tools")
 
 
 CLUSTER_BUS_OFFSET = 10_000  # a cluster node also listens on port + 10000

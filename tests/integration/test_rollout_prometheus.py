@@ -7,11 +7,11 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
+from tests.needs import require_binary, starts_server
 from vidrec.rollout.providers import ManyValues, NoData, PrometheusProvider, ProviderError
 
 pytestmark = pytest.mark.integration
@@ -37,8 +37,8 @@ def gauge() -> Iterator[tuple[Gauge, int]]:
 
 @pytest.fixture(scope="module")
 def prometheus(gauge: tuple[Gauge, int], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not Path(PROMETHEUS).exists():
-        pytest.skip("prometheus not installed (apt-get install prometheus)")
+    starts_server("prometheus")
+    require_binary(PROMETHEUS, "apt-get install prometheus")
     _, exporter_port = gauge
     work = tmp_path_factory.mktemp("prometheus")
     (work / "prometheus.yml").write_text(

@@ -11,11 +11,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.needs import require_binary, starts_server
 from vidrec.ranking.triton_process import (
     TritonPorts,
     TritonProcess,
     prepare_backend_dir,
     triton_command,
+    tritonserver_binary,
 )
 
 
@@ -33,6 +35,8 @@ def triton_server(
     The backend dir and ``tritonserver.log`` go to ``workdir`` (a fresh temp dir by default,
     kept so a failure's log can be read).
     """
+    starts_server("tritonserver")
+    require_binary(tritonserver_binary(), "pip install nvidia-pytriton (scripts/setup.sh)")
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="vidrec-triton-"))
     ports = TritonPorts.free()
     argv, env = triton_command(

@@ -22,6 +22,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
+from tests.needs import require_binary, starts_server
 from vidrec.api.request_metrics import LATENCY_BUCKETS
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
@@ -77,8 +78,8 @@ def fake_serving(canary: Canary, per_tick: int = 50) -> Iterator[str]:
 @contextmanager
 def prometheus(target: str, workdir: Path) -> Iterator[str]:
     """A real Prometheus scraping ``target`` every second; yields its URL once it has data."""
-    if not Path(PROMETHEUS).exists():
-        pytest.skip(f"{PROMETHEUS} not installed")
+    starts_server("prometheus")
+    require_binary(PROMETHEUS, "apt-get install prometheus")
     port = free_port()
     config = workdir / "prometheus.yml"
     config.write_text(

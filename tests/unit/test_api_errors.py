@@ -220,6 +220,7 @@ def redis_client() -> Iterator[redis.Redis]:
         c.close()
 
 
+@pytest.mark.integration  # starts a real redis-server
 def test_full_stream_is_429_with_retry_after_and_nothing_written(
     redis_client: redis.Redis,
 ) -> None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
+from tests.needs import require_binary
 from vidrec.api.request_metrics import PrometheusObserver, observe_many
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
@@ -30,8 +30,7 @@ def populated() -> PrometheusObserver:
 
 
 def test_exposition_passes_promtool() -> None:
-    if not Path(PROMTOOL).exists():
-        pytest.skip("promtool not installed")
+    require_binary(PROMTOOL, "apt-get install prometheus")
     text = populated().exposition()
     result = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True)
     assert result.returncode == 0, result.stdout + result.stderr

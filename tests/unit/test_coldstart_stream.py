@@ -49,6 +49,7 @@ def parts(artefacts: Path, client: redis.Redis, embedder: ItemEmbedder) -> Parts
     return state, retrieval, cold, RedisStreamEventWriter(client, PREFIX, 4), store
 
 
+@pytest.mark.integration  # starts a real redis-server
 def test_upload_becomes_retrievable_with_a_feature_vector(parts: Parts) -> None:
     state, retrieval, cold, writer, store = parts
     video = lookalike(state, int(state.catalogue.video_id[0]))
@@ -73,6 +74,7 @@ def test_upload_becomes_retrievable_with_a_feature_vector(parts: Parts) -> None:
     assert cold.stats.added == 1 and cold.stats.last_delay_ms >= 0
 
 
+@pytest.mark.integration  # starts a real redis-server
 def test_upload_events_and_bad_entries(parts: Parts, client: redis.Redis) -> None:
     state, retrieval, cold, writer, _ = parts
     cold.poll(block_ms=1)  # cursor at the (empty) end
@@ -87,6 +89,7 @@ def test_upload_events_and_bad_entries(parts: Parts, client: redis.Redis) -> Non
     assert retrieval.catalogue.creator_id[row] == 7
 
 
+@pytest.mark.integration  # starts a real redis-server
 def test_background_thread_survives_a_redis_outage(parts: Parts) -> None:
     state, retrieval, cold, writer, store = parts
     dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)

@@ -17,6 +17,7 @@ from vidrec.features.session import SessionStore
 from vidrec.features.stores import RedisStore
 from vidrec.schema import EngagementEvent, EventType
 
+pytestmark = pytest.mark.integration  # starts a real redis-server
 CFG = load_config({})
 T0 = 1_600_000_000_000
 

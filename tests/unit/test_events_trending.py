@@ -29,6 +29,7 @@ def click(i: int, video: int, ts: int, region: str = "north") -> EngagementEvent
                            ts=ts, region=region)  # fmt: skip
 
 
+@pytest.mark.integration  # starts a real redis-server
 def test_top_equals_decayed_sums_across_an_epoch_boundary() -> None:
     d = Decay(half_life_h=6.0, epoch_h=24.0)
     base = 100 * d.epoch_ms

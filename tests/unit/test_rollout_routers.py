@@ -48,6 +48,7 @@ def table_router(redis_url: str) -> Iterator[GatewayTableRouter]:
     client.close()
 
 
+@pytest.mark.integration  # starts a real redis-server
 def test_gateway_table_round_trip_and_serving_sees_it(
     table_router: GatewayTableRouter, redis_url: str
 ) -> None:
@@ -66,6 +67,7 @@ def test_gateway_table_round_trip_and_serving_sees_it(
     assert 0.2 < users.count("canary") / len(users) < 0.3
 
 
+@pytest.mark.integration  # starts a real redis-server
 def test_gateway_table_is_sticky_and_bumps_revision(table_router: GatewayTableRouter) -> None:
     table_router.set_weights(90, 10)
     before = table_router.table()
@@ -81,12 +83,14 @@ def test_gateway_table_is_sticky_and_bumps_revision(table_router: GatewayTableRo
     assert early and early < late
 
 
+@pytest.mark.integration  # starts a real redis-server
 def test_reconcile_keeps_a_rollout_in_flight(table_router: GatewayTableRouter) -> None:
     table_router.set_weights(60, 40)
     table_router.reconcile()  # operator restart: the live weights stay
     assert table_router.get_weights() == (60, 40)
 
 
+@pytest.mark.integration  # starts a real redis-server
 @pytest.mark.parametrize(("weights", "version"), [((0, 100), 4), ((100, 0), 3)])
 def test_finalize_leaves_the_winner(
     table_router: GatewayTableRouter, weights: tuple[int, int], version: int
@@ -105,6 +109,7 @@ def test_finalize_leaves_the_winner(
     ("stable", "candidate", "field"),
     [(-1, 101, "stable"), (50, 60, "stable \\+ candidate"), (100, True, "candidate")],
 )
+@pytest.mark.integration  # starts a real redis-server
 def test_bad_weights_name_the_field(
     table_router: GatewayTableRouter, stable: int, candidate: int, field: str
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 import redis
 
 from tests.integration.redis_servers import standalone_redis
@@ -16,6 +17,7 @@ from vidrec.events.trending import TrendingWriter
 from vidrec.pipeline.retrievers import Query
 from vidrec.schema import EngagementEvent, EventType
 
+pytestmark = pytest.mark.integration  # starts a real redis-server
 NOW = 1_790_000_000_000
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.needs import require_binary
 from vidrec.config import Config, load_config
 from vidrec_dev.stack import prometheus
 from vidrec_dev.stack.health import HttpCheck, RedisCheck
@@ -15,9 +16,11 @@ from vidrec_dev.stack.process import ServiceSpec, StackError
 from vidrec_dev.stack.runner import Stack
 from vidrec_dev.stack.services import build_plan, redis_spec, scrape_targets
 
-needs_promtool = pytest.mark.skipif(
-    not Path(prometheus.PROMTOOL).exists(), reason="promtool not installed (apt prometheus)"
-)
+
+@pytest.fixture
+def promtool() -> None:
+    """The real ``promtool`` (a CLI, not a server): skipped locally, failed under CI if absent."""
+    require_binary(prometheus.PROMTOOL, "apt-get install prometheus")
 
 
 @pytest.fixture
@@ -175,7 +178,7 @@ def test_durations() -> None:
         prometheus.duration(0)
 
 
-@needs_promtool
+@pytest.mark.usefixtures("promtool")
 def test_generated_prometheus_yml_passes_promtool(tmp_path: Path, artefacts: Path) -> None:
     spec = specs(config(tmp_path, {"VIDREC_STACK__SCRAPE_INTERVAL_S": "0.5"}), artefacts)
     assert spec["prometheus"].setup is not None
@@ -186,7 +189,7 @@ def test_generated_prometheus_yml_passes_promtool(tmp_path: Path, artefacts: Pat
         assert f'job_name: "{job}"' in text
 
 
-@needs_promtool
+@pytest.mark.usefixtures("promtool")
 def test_promtool_rejection_is_reported(tmp_path: Path) -> None:
     bad = tmp_path / "prometheus.yml"
     with pytest.raises(StackError, match="promtool rejected"):
