@@ -4,10 +4,14 @@
 or dead one is (re)started, and a running but unhealthy one is refused (``down`` first).
 So ``up --only redis`` followed by ``up --only triton`` grows one stack. A one-shot step
 (``prepare``) is re-run only when one of its dependencies was (re)started by this call.
+``up`` ends by asking every recorded service again and raises when one is down or unhealthy
+(after a short grace for a probe that just timed out), so ``make up`` exits non-zero exactly
+when the table it prints shows a service that is not healthy.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
@@ -22,6 +26,7 @@ from vidrec_dev.stack.process import (
     ServiceSpec,
     StackError,
     group_members,
+    log_path,
     stop_group,
 )
 from vidrec_dev.stack.run_record import (
@@ -33,6 +38,11 @@ from vidrec_dev.stack.run_record import (
 )
 from vidrec_dev.stack.services import SERVICE_NAMES, build_plan, stack_env
 
+# A service that fails its probe at the end of ``up`` is asked again for this long before it
+# is called unhealthy: one probe's 1 s timeout on two busy cores is not an outage.
+SETTLE_S = 5.0
+SETTLE_POLL_S = 0.5
+
 
 class ServiceStatus(NamedTuple):
     service: str
@@ -40,6 +50,13 @@ class ServiceStatus(NamedTuple):
     alive: bool
     healthy: bool | None  # None: no serialisable health check to ask
     url: str
+
+    @property
+    def ok(self) -> bool:
+        """Done (a one-shot step) or running and not failing its health check."""
+        if self.pid is None:
+            return bool(self.healthy)
+        return self.alive and self.healthy is not False
 
 
 def _status_of(svc: ServiceState) -> ServiceStatus:
@@ -165,8 +182,17 @@ class Stack:
                 state.services.pop(proc.spec.name, None)
             write_stack_state(state)
             raise
+        rows = self.settled_status()
         if progress:
-            self.console.print(status_table(self.status()))
+            self.console.print(status_table(rows))
+        bad = [
+            f"{r.service} ({'unhealthy' if r.alive else 'stopped'}; "
+            f"see {log_path(self.run_dir, r.service)})"
+            for r in rows
+            if not r.ok
+        ]
+        if bad:
+            raise StackError(f"not healthy: {', '.join(bad)}; `vidrec stack down`, then `up` again")
         return state
 
     def stop(self, name: str) -> bool:
@@ -213,6 +239,16 @@ class Stack:
         self._procs.clear()
         state_path(self.run_dir).unlink(missing_ok=True)
         return stopped
+
+    def settled_status(self, grace_s: float | None = None) -> list[ServiceStatus]:
+        """:meth:`status`, re-asked for up to ``grace_s`` (:data:`SETTLE_S`) while some
+        service is not ok."""
+        deadline = time.monotonic() + (SETTLE_S if grace_s is None else grace_s)
+        rows = self.status()
+        while not all(r.ok for r in rows) and time.monotonic() < deadline:
+            time.sleep(SETTLE_POLL_S)
+            rows = self.status()
+        return rows
 
     def status(self) -> list[ServiceStatus]:
         """(service, pid, alive, healthy, url) for every recorded service, in start order."""
