@@ -264,6 +264,29 @@ def events_lake(
     raise typer.Exit(main(["lake", "--out", str(out or e.lake_dir), "--metrics-port", str(port)]))
 
 
+@events_app.command("dead-letters")
+def events_dead_letters(
+    group: Annotated[
+        list[str] | None, typer.Option(help="Consumer group (repeatable; default: all).")
+    ] = None,
+    count: Annotated[int, typer.Option(help="The oldest N dead letters per group.")] = 100,
+    replay: Annotated[
+        bool, typer.Option("--replay", help="Append them back onto their source streams.")
+    ] = False,
+) -> None:
+    """List the entries consumers could not apply (one JSON line each), or replay them.
+
+    Replay after fixing the cause: each is appended to its source stream as a new entry,
+    which every group reads again (re-applying an event is a no-op), and leaves the list.
+    """
+    from vidrec.events.__main__ import main
+
+    args = ["dead-letters", "--count", str(count), *(["--replay"] if replay else [])]
+    for g in group or []:
+        args += ["--group", g]
+    raise typer.Exit(main(args))
+
+
 def _add_development_commands() -> None:
     """`vidrec stack|bench|chaos` come from the development tooling (``vidrec_dev``), found
     through the ``vidrec.cli`` entry points so that no runtime module imports it; the runtime
