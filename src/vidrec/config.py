@@ -200,6 +200,15 @@ class ServingConfig:
     # Per-client token bucket (client = API key / JWT sub / remote address); 0 = off.
     rate_limit_per_s: float = 0.0
     rate_limit_burst: int = 0  # bucket size; 0 = 2 x rate_limit_per_s
+    # Hostile input (vidrec.api.body): a JSON body over max_body_bytes is a 413 before it is
+    # read in full (a 1,000-event batch is ~250 KB); one nested deeper than max_json_depth is
+    # a 400 before it is parsed (the parser's recursion would otherwise be a 500). The API's
+    # bodies nest 2 deep.
+    max_body_bytes: int = 1 << 20
+    max_json_depth: int = 16
+    # Event and upload timestamps (epoch ms) before this are refused (2000-01-01 UTC); any
+    # below 1e11 is named as seconds. The upper bound is schema.MAX_FUTURE_SKEW_MS past now.
+    earliest_event_ms: int = 946_684_800_000
     # Serving "now": "log" = the end of the artefact's event log (demo, tests: the simulated
     # log is in 2020); "wall" = the wall clock (production, fed by the live event stream).
     clock: str = "log"

@@ -4,7 +4,9 @@ Components talk to each other through these types only. The same event schema is
 the behaviour simulator, accepted by the live API and written to the lake, so a model trained
 offline sees exactly what serving will log.
 
-Ids are non-negative integers (KuaiRec ids). Timestamps are epoch milliseconds, UTC.
+Ids are non-negative integers below 2**62 (:data:`MAX_ID`; KuaiRec ids), never booleans: every
+event, upload, query and gRPC message shares :data:`IdField`, so whatever the API accepts fits the
+Int64 columns of the lake. Timestamps are epoch milliseconds, UTC.
 """
 
 from __future__ import annotations
@@ -13,13 +15,52 @@ from enum import StrEnum
 from typing import Annotated
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 RANKER_HEADS: tuple[str, ...] = ("p_click", "p_long_view", "p_like")
 """Ranker output heads, in the order of every ``labels``/score array."""
 
 MAX_FUTURE_SKEW_MS = 5 * 60 * 1000
 """Events stamped further than this in the future are rejected by ingestion."""
+SECONDS_BELOW = 10**11
+"""An epoch timestamp below this (1973 in ms, year 5138 in s) was sent in seconds."""
+MAX_ID = (1 << 62) - 1
+"""Largest id the API accepts: far above any real id, well inside Int64 (lake, Redis keys)."""
+
+
+def timestamp_problem(ts_ms: int, now_ms: int, earliest_ms: int) -> str | None:
+    """Why an ingested epoch-ms timestamp is refused (what to send instead), or None.
+
+    Seconds are the usual mistake (1.7e9 would be January 1970 in ms); the window is
+    ``[earliest_ms, now_ms + MAX_FUTURE_SKEW_MS]``: a clock that far off would poison every
+    windowed counter.
+    """
+    if ts_ms < SECONDS_BELOW:
+        return (
+            f"{ts_ms} looks like seconds; send milliseconds since the epoch (e.g. {ts_ms * 1000})"
+        )
+    if ts_ms < earliest_ms:
+        return f"{ts_ms} ms is before the earliest accepted time ({earliest_ms} ms since the epoch)"
+    if ts_ms > now_ms + MAX_FUTURE_SKEW_MS:
+        return f"{ts_ms - now_ms} ms in the future (at most {MAX_FUTURE_SKEW_MS} allowed)"
+    return None
+
+
+def _not_bool(value: object) -> object:
+    """``true`` is not the id 1: JSON booleans are refused where a number is expected."""
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a number; send an integer")
+    return value
+
+
+NotBool = BeforeValidator(_not_bool)  # after Field(...): the JSON schema keeps its bounds
+IdField = Annotated[int, Field(ge=0, le=MAX_ID), NotBool]
+"""Every user, video and creator id of every route and message."""
+Millis = Annotated[int, Field(ge=0, le=MAX_ID), NotBool]
+"""A duration or an epoch timestamp in milliseconds (bounded like ids: it fits Int64)."""
+EpochMs = Annotated[
+    int, Field(ge=0, le=MAX_ID, description="milliseconds since the Unix epoch (UTC)"), NotBool
+]
 
 
 class EventType(StrEnum):
@@ -42,9 +83,6 @@ class Surface(StrEnum):
     UPLOAD = "upload"
 
 
-NonNegInt = Annotated[int, Field(ge=0)]
-
-
 class EngagementEvent(BaseModel):
     """One engagement event, as posted to ``/api/v1/events/engagement``.
 
@@ -55,15 +93,15 @@ class EngagementEvent(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     event_id: Annotated[str, Field(min_length=1, max_length=128)]
-    user_id: NonNegInt
-    video_id: NonNegInt
+    user_id: IdField
+    video_id: IdField
     type: EventType
-    watch_ms: NonNegInt = 0
-    video_duration_ms: NonNegInt = 0
-    position: Annotated[int, Field(ge=-1, le=10_000)] = -1
+    watch_ms: Millis = 0
+    video_duration_ms: Millis = 0
+    position: Annotated[int, Field(ge=-1, le=10_000), NotBool] = -1
     surface: Surface = Surface.HOME
     request_id: Annotated[str, Field(max_length=128)] | None = None
-    ts: NonNegInt
+    ts: EpochMs
     device: Annotated[str, Field(max_length=32)] | None = None
     region: Annotated[str, Field(max_length=32)] | None = None
 
@@ -131,8 +169,8 @@ def check_columns(df: pl.DataFrame, schema: dict[str, pl.DataType], what: str) -
 MAX_COUNT = 100
 """Largest list a client may ask for; more is a 4xx, not a silent cap."""
 
-IdField = Annotated[int, Field(ge=0, le=2**62)]
-CountField = Annotated[int, Field(ge=1, le=MAX_COUNT)]
+CountField = Annotated[int, Field(ge=1, le=MAX_COUNT), NotBool]
+CategoryField = Annotated[int, Field(ge=0, lt=N_CATEGORIES), NotBool]
 RegionField = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z0-9_-]+$")]
 SessionField = Annotated[str, Field(min_length=1, max_length=128)]
 
@@ -145,9 +183,7 @@ class HomeQuery(BaseModel):
     region: RegionField | None = None  # overrides the user's region (e.g. travelling)
     # Onboarding interests of a new user (category ids, "3,7" in a query string): used only
     # by the cold-start answer, while the user has no history.
-    interests: Annotated[
-        tuple[Annotated[int, Field(ge=0, lt=N_CATEGORIES)], ...], Field(max_length=N_CATEGORIES)
-    ] = ()
+    interests: Annotated[tuple[CategoryField, ...], Field(max_length=N_CATEGORIES)] = ()
 
     @field_validator("interests", mode="before")
     @classmethod
@@ -174,7 +210,7 @@ class TrendingQuery(BaseModel):
 class CategoryQuery(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     user_id: IdField
-    category: Annotated[int, Field(ge=0, lt=N_CATEGORIES)]
+    category: CategoryField
     count: CountField = 20
 
 
@@ -184,12 +220,10 @@ class VideoUpload(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     video_id: IdField
     creator_id: IdField
-    category_ids: Annotated[
-        list[Annotated[int, Field(ge=0, lt=N_CATEGORIES)]], Field(max_length=N_CATEGORIES)
-    ] = []
+    category_ids: Annotated[list[CategoryField], Field(max_length=N_CATEGORIES)] = []
     caption: Annotated[str, Field(max_length=1000)] = ""
-    duration_ms: Annotated[int, Field(gt=0, le=24 * 3600 * 1000)]
-    upload_ts: NonNegInt
+    duration_ms: Annotated[int, Field(gt=0, le=24 * 3600 * 1000), NotBool]
+    upload_ts: EpochMs
 
     def as_event(self) -> EngagementEvent:
         """The ``upload`` engagement event (user = creator) that announces this video."""
@@ -201,16 +235,23 @@ class VideoUpload(BaseModel):
 
 class RecommendedItem(BaseModel):
     video_id: int
-    score: float  # combined ranking score (weighted heads), or retrieval score when degraded
-    scores: dict[str, float]  # calibrated per-head probabilities; empty when not ranked
-    source: str  # the candidate source that produced it (two_tower, trending, ...)
-    explanation: str  # "because you watched …", "trending in north", "new"
+    score: float = Field(
+        description="combined ranking score (weighted heads), or retrieval score when degraded"
+    )
+    scores: dict[str, float] = Field(
+        description="calibrated per-head probabilities (p_click, p_long_view, p_like); empty"
+        " when not ranked"
+    )
+    source: str = Field(description="the candidate source that produced it (two_tower, ...)")
+    explanation: str = Field(description='"because you watched …", "trending in north", "new"')
 
 
 class RecommendationResponse(BaseModel):
-    request_id: str
+    request_id: str = Field(description="id of this answer; events about it carry it back")
     surface: str
-    variant: str  # the model variant that served this user (rollouts)
+    variant: str = Field(description="the model variant that served this user (rollouts)")
     items: list[RecommendedItem]
-    degraded: bool = False
-    degraded_reasons: list[str] = Field(default_factory=list)  # "<stage>:<reason>"
+    degraded: bool = Field(default=False, description="true when a stage fell back")
+    degraded_reasons: list[str] = Field(
+        default_factory=list, description='why, as "<stage>:<reason>"'
+    )

@@ -41,6 +41,7 @@ pytestmark = pytest.mark.integration
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 START_S = 180.0
 USERS = (0, 1, 2, 5, 8)
+TS = 1_700_000_000_000  # epoch ms
 T = TypeVar("T")
 
 
@@ -258,7 +259,7 @@ def _stream_total(stack: ApiStack) -> int:
 
 def test_events_are_validated_and_appended(stack: ApiStack, stub: pb_grpc.RecommenderStub) -> None:
     before = _stream_total(stack)
-    ok = {"event_id": "a1", "user_id": 4, "video_id": 10, "type": "click", "ts": 5}
+    ok = {"event_id": "a1", "user_id": 4, "video_id": 10, "type": "click", "ts": TS}
     resp = httpx.post(f"{stack.http}/api/v1/events/engagement", timeout=30,
                       json=[ok, {**ok, "event_id": "a2", "type": "wink"}])  # fmt: skip
     assert resp.status_code == 202
@@ -266,7 +267,7 @@ def test_events_are_validated_and_appended(stack: ApiStack, stub: pb_grpc.Recomm
         resp.json()["accepted"] == 1 and resp.json()["rejections"][0]["field"] == "events[1].type"
     )
     batch = pb.EventBatch(events=[pb.EngagementEvent(event_id="g1", user_id=0, video_id=1,
-                                                     type="like", ts=7)])  # fmt: skip
+                                                     type="like", ts=TS)])  # fmt: skip
     assert stub.LogEvents(batch, timeout=30).accepted == 1
     assert _stream_total(stack) == before + 2
     big = httpx.post(f"{stack.http}/api/v1/events/engagement", json=[ok] * 1001, timeout=30)
@@ -287,3 +288,33 @@ def test_metrics_models_and_openapi(stack: ApiStack) -> None:
     assert models["manifest"]["model_version"] and "ranking.auc.p_click" in json.dumps(models)
     assert "/api/v1/recommendations/home" in get(stack, "/api/v1/openapi.json").json()["paths"]
     assert get(stack, "/docs.json").status_code == 200
+
+
+def test_hostile_input_is_a_json_4xx_on_the_real_server(stack: ApiStack) -> None:
+    """Through BentoML's middlewares too: never a 5xx, always the JSON error naming the field."""
+    ok = {"event_id": "h1", "user_id": 4, "video_id": 10, "type": "click", "ts": TS}
+    bomb = b'{"a":' * 1200 + b"1" + b"}" * 1200  # ~7 KB: a RecursionError in json.loads
+    for path in ("/api/v1/events/engagement", "/api/v1/videos"):
+        resp = httpx.post(f"{stack.http}{path}", content=bomb, timeout=30)
+        assert (resp.status_code, resp.json()["error"]) == (400, "too_deep"), path
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: refused once past the limit
+        for _ in range(3000):
+            yield b" " * 1024
+
+    resp = httpx.post(f"{stack.http}/api/v1/events/engagement", content=chunks(), timeout=30)
+    assert resp.status_code == 413 and "-byte limit" in resp.json()["detail"]
+    batch = [ok, {**ok, "event_id": "h2", "user_id": 2**70}, {**ok, "event_id": "h3",
+             "video_id": True}, {**ok, "event_id": "h4", "ts": 1_700_000_000}]  # fmt: skip
+    resp = httpx.post(f"{stack.http}/api/v1/events/engagement", json=batch, timeout=30)
+    assert resp.status_code == 202 and resp.json()["accepted"] == 1
+    assert [r["field"] for r in resp.json()["rejections"]] == [
+        "events[1].user_id", "events[2].video_id", "events[3].ts",
+    ]  # fmt: skip
+    assert "seconds" in resp.json()["rejections"][2]["detail"]
+
+
+def test_the_api_explorer_is_served_and_loads_the_document(stack: ApiStack) -> None:
+    page = get(stack, "/docs")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "SwaggerUIBundle" in page.text and '"/api/v1/openapi.json"' in page.text

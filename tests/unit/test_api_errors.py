@@ -29,7 +29,8 @@ from vidrec.api.service import RecommendationService
 from vidrec.contracts.routing import DEFAULT_TABLE, RoutingTable
 from vidrec.schema import MAX_FUTURE_SKEW_MS, EngagementEvent, HomeQuery, RelatedQuery, VideoUpload
 
-EVENT: dict[str, Any] = {"event_id": "e1", "user_id": 3, "video_id": 9, "type": "click", "ts": 1}
+TS = 1_700_000_000_000  # epoch ms (2023-11-14)
+EVENT: dict[str, Any] = {"event_id": "e1", "user_id": 3, "video_id": 9, "type": "click", "ts": TS}
 
 
 def q(**params: str | list[str]) -> dict[str, list[str]]:
@@ -181,7 +182,7 @@ def test_http_bad_event_bodies(
 
 def test_http_video_upload(client: tuple[TestClient, ListWriter]) -> None:
     http, writer = client
-    video = {"video_id": 5, "creator_id": 2, "duration_ms": 9000, "upload_ts": 1}
+    video = {"video_id": 5, "creator_id": 2, "duration_ms": 9000, "upload_ts": TS}
     assert http.post("/api/v1/videos", json=video).status_code == 202
     assert writer.videos[0].as_event().type == "upload"
     resp = http.post("/api/v1/videos", json={**video, "duration_ms": 0})

@@ -16,6 +16,7 @@ from vidrec.pipeline.candidates import Candidates
 from vidrec.pipeline.observer import NullObserver, RecordingObserver
 from vidrec.pipeline.runner import PipelineRunner, Surface
 from vidrec.schema import HomeQuery, RelatedQuery, TrendingQuery
+from vidrec.security.auth import ANONYMOUS
 
 TABLE = RoutingTable((VariantRoute("stable", 50, 1), VariantRoute("canary", 50, 2)))
 
@@ -102,8 +103,8 @@ def test_variant_is_sticky_per_user_and_spread_across_users() -> None:
 def test_related_and_trending_fill_their_context_fields() -> None:
     runner = ListRunner([])
     svc = service(runner)
-    asyncio.run(svc.recommend(RelatedQuery(video_id=5, user_id=1)))
-    asyncio.run(svc.recommend(TrendingQuery(region="west")))
+    asyncio.run(svc.recommend(RelatedQuery(video_id=5, user_id=1), ANONYMOUS))
+    asyncio.run(svc.recommend(TrendingQuery(region="west"), ANONYMOUS))
     assert runner.contexts[0].anchor_video_id == 5 and runner.contexts[0].surface == "related"
     assert runner.contexts[1].region == "west" and runner.contexts[1].user_id is None
 

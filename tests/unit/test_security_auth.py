@@ -182,7 +182,7 @@ def app() -> Iterator[tuple[TestClient, FakeEraser, PrometheusObserver]]:
         yield client, eraser, observer
 
 
-EVENT = {"event_id": "e1", "user_id": 3, "video_id": 9, "type": "click", "ts": 1}
+EVENT = {"event_id": "e1", "user_id": 9, "video_id": 9, "type": "click", "ts": 1_700_000_000_000}
 
 
 def test_http_without_credentials_is_401_naming_the_header(

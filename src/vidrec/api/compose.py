@@ -18,6 +18,7 @@ from typing import Any
 import redis
 from redis.cluster import RedisCluster
 
+from vidrec.api.body import BodyLimits
 from vidrec.api.events import EventIntake, RedisStreamEventWriter, videos_stream
 from vidrec.api.http_app import Api
 from vidrec.api.request_metrics import PrometheusObserver
@@ -131,12 +132,13 @@ def build_api(
         retry_after_s=cfg.events.retry_after_s,
         breaker=CircuitBreaker.of(s, "events"),
     )
-    intake = EventIntake(writer)
+    intake = EventIntake(writer, earliest_ms=s.earliest_event_ms)
     # The process that owns the index keeps it live (remote mode: the Retrieval service).
     cold_start = None if local is None else keep_live(cfg, state, client, local, store)
     n = cfg.features.n_buckets
     eraser = Eraser(client, pseudonyms, n, cfg.events.tombstone_key)
-    api = Api(service, intake, observer, cold_start, Guard.from_config(s), eraser)
+    api = Api(service, intake, observer, cold_start, Guard.from_config(s), eraser,
+              BodyLimits.of(s))  # fmt: skip
     # Everything built so far lives as long as the process: move it out of the collector's
     # reach. A full collection walking it took 50-75 ms (the state alone), the stalls behind
     # the soak's p99 (docs/benchmarks.md); frozen, later collections see only request garbage.

@@ -12,10 +12,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from vidrec.security.auth import Principal
+
 M = TypeVar("M", bound=BaseModel)
 
-MAX_BODY_BYTES = 1 << 20
-"""Largest request body accepted (an engagement batch of 1,000 events is ~250 KB)."""
 MAX_BATCH = 1000
 """Most events (or ids) accepted in one request; more is a 413, not a silent truncation."""
 
@@ -73,13 +73,15 @@ def parse_query(model: type[M], params: Mapping[str, Sequence[str]]) -> M:
     return validate(model, {name: values[0] for name, values in params.items()})
 
 
-def check_body_size(size: int | None, limit: int = MAX_BODY_BYTES) -> None:
-    if size is not None and size > limit:
-        raise ApiError(413, "too_large", "body", f"{size} bytes exceeds the {limit}-byte limit")
-
-
 def check_batch_size(n: int, field: str, limit: int = MAX_BATCH) -> None:
     if n > limit:
         raise ApiError(413, "too_large", field, f"{n} items exceeds the limit of {limit}")
     if n == 0:
         raise ApiError(400, "invalid", field, "must contain at least one item")
+
+
+def authorise(principal: Principal, user_id: int | None, field: str) -> None:
+    """A 403 naming ``field`` unless ``principal`` may act for ``user_id``: the one check
+    behind every feed and every write, for both transports (HTTP 403, gRPC PERMISSION_DENIED)."""
+    if user_id is not None and not principal.may_act_for(user_id):  # anonymous: anyone's
+        raise ApiError(403, "forbidden", field, principal.not_for(user_id))

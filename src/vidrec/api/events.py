@@ -6,10 +6,13 @@ user (``<prefix>:<user_id % partitions>``), so one user's events stay ordered; c
 them idempotently by ``event_id``. Durable processing is the consumers' concern.
 
 Within one batch a repeated ``event_id`` is appended once (the repeats are reported, not
-rejected: the client's retry logic need not care). Timestamps more than
-:data:`~vidrec.schema.MAX_FUTURE_SKEW_MS` ahead of the wall clock are rejected: a clock that far
-off would poison every windowed counter. When a target stream is longer than
-``max_stream_len`` the consumers are behind: the whole request is refused with 429 and a
+rejected: the client's retry logic need not care). Timestamps in seconds, before
+``ServingConfig.earliest_event_ms`` or more than :data:`~vidrec.schema.MAX_FUTURE_SKEW_MS` ahead
+of the wall clock are rejected (:func:`~vidrec.schema.timestamp_problem`). Authorisation is per
+batch: if any event of the request names a ``user_id`` the caller may not act for
+(:meth:`~vidrec.security.auth.Principal.may_act_for`), valid or not, the whole request is a 403
+naming that event's index and nothing is written. When a target stream is
+longer than ``max_stream_len`` the consumers are behind: the whole request is refused with 429 and a
 ``Retry-After`` (never a silent drop, never a partial write), so clients back off instead of
 growing the backlog until the ``MAXLEN`` trim deletes unread events.
 """
@@ -23,15 +26,16 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import redis
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from redis.cluster import RedisCluster
 
-from vidrec.api.errors import ApiError, check_batch_size, from_validation_error
+from vidrec.api.errors import ApiError, authorise, check_batch_size, from_validation_error
 from vidrec.backends.calls import BlockingCalls
 from vidrec.config import ServingConfig
 from vidrec.pipeline.base import DependencyError
 from vidrec.pipeline.resilience import CircuitBreaker
-from vidrec.schema import MAX_FUTURE_SKEW_MS, EngagementEvent, EventType, VideoUpload
+from vidrec.schema import EngagementEvent, EventType, IdField, VideoUpload, timestamp_problem
+from vidrec.security.auth import Principal
 
 STREAM_MAXLEN = 1_000_000  # per partition, approximate: a bound, not a retention policy
 MAX_STREAM_LEN = 500_000  # per stream: above it, intake answers 429 (consumers are behind)
@@ -85,15 +89,23 @@ def as_batch(payload: Any) -> list[Any]:
     return items
 
 
-def future_skew(ts_ms: int, now_ms: int) -> str | None:
-    """Why ``ts_ms`` is too far in the future, or None when it is acceptable."""
-    if ts_ms <= now_ms + MAX_FUTURE_SKEW_MS:
-        return None
-    return f"{ts_ms - now_ms} ms in the future (at most {MAX_FUTURE_SKEW_MS} allowed)"
-
-
 def wall_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+EARLIEST_MS: int = ServingConfig.earliest_event_ms
+_USER_ID: TypeAdapter[int] = TypeAdapter(IdField)
+
+
+def named_user(item: Any) -> int | None:
+    """The ``user_id`` an item names, read as the schema reads it ("7" is 7), even when
+    another of its fields is invalid; None when it names none."""
+    if not isinstance(item, dict):
+        return None
+    try:
+        return _USER_ID.validate_python(item.get("user_id"))
+    except ValidationError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -103,8 +115,10 @@ class ValidatedBatch:
     duplicates: list[int]
 
 
-def validate_events(items: Sequence[Any], now_ms: int | None = None) -> ValidatedBatch:
-    """Schema, clock skew (against ``now_ms``, default the wall clock) and in-batch repeats."""
+def validate_events(
+    items: Sequence[Any], now_ms: int | None = None, earliest_ms: int = EARLIEST_MS
+) -> ValidatedBatch:
+    """Schema, timestamps (against ``now_ms``, default the wall clock) and in-batch repeats."""
     now = wall_ms() if now_ms is None else now_ms
     out = ValidatedBatch([], [], [])
     seen: set[str] = set()
@@ -115,7 +129,7 @@ def validate_events(items: Sequence[Any], now_ms: int | None = None) -> Validate
             err = from_validation_error(exc, ("events", i))
             out.rejections.append(Rejection(i, err.field or "events", err.detail))
             continue
-        if (why := future_skew(ev.ts, now)) is not None:
+        if (why := timestamp_problem(ev.ts, now, earliest_ms)) is not None:
             out.rejections.append(Rejection(i, f"events[{i}].ts", why))
         elif ev.event_id in seen:
             out.duplicates.append(i)
@@ -226,23 +240,38 @@ class RedisStreamEventWriter:
 class EventIntake:
     """Validate + append; the transports only parse bytes and render :class:`IntakeResult`."""
 
-    def __init__(self, writer: EventWriter, clock_ms: Callable[[], int] = wall_ms) -> None:
+    def __init__(
+        self,
+        writer: EventWriter,
+        clock_ms: Callable[[], int] = wall_ms,
+        earliest_ms: int = EARLIEST_MS,
+    ) -> None:
         self.writer = writer
         self.clock_ms = clock_ms
+        self.earliest_ms = earliest_ms
 
-    async def engagement(self, payload: Any) -> IntakeResult:
-        batch = validate_events(as_batch(payload), self.clock_ms())
+    async def engagement(self, payload: Any, principal: Principal) -> IntakeResult:
+        """A 403 (nothing written) when any event names a user ``principal`` may not act
+        for; else the valid events appended and the others reported."""
+        items = as_batch(payload)
+        for i, item in enumerate(items):
+            authorise(principal, named_user(item), f"events[{i}].user_id")
+        batch = validate_events(items, self.clock_ms(), self.earliest_ms)
         if batch.valid:
             await self.writer.append(batch.valid)
         return IntakeResult(len(batch.valid), batch.rejections, batch.duplicates)
 
-    async def video(self, payload: Any) -> IntakeResult:
+    async def video(self, payload: Any, principal: Principal) -> IntakeResult:
+        """One upload, announced as an ``upload`` event of its creator: the caller must be
+        allowed to act for ``creator_id``."""
         try:
             video = VideoUpload.model_validate(payload)
         except ValidationError as exc:
             raise from_validation_error(exc) from None
-        if (why := future_skew(video.upload_ts, self.clock_ms())) is not None:
+        why = timestamp_problem(video.upload_ts, self.clock_ms(), self.earliest_ms)
+        if why is not None:
             raise ApiError(400, "invalid", "upload_ts", why)
+        authorise(principal, video.creator_id, "creator_id")
         await self.writer.append_video(video)
         return IntakeResult(1, [])
 

@@ -31,7 +31,7 @@ from vidrec.api.proto import recommender_pb2 as pb
 from vidrec.api.proto import recommender_pb2_grpc as pb_grpc
 from vidrec.pipeline.base import DependencyError
 from vidrec.schema import RecommendationResponse
-from vidrec.security.auth import AuthError
+from vidrec.security.auth import ANONYMOUS, AuthError, Principal
 from vidrec.security.guard import RateLimited
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Recommender"].full_name
@@ -57,6 +57,8 @@ def to_proto(resp: RecommendationResponse) -> pb.RecommendResponse:
 def status_of(exc: ApiError) -> grpc.StatusCode:
     if exc.status == 429:  # back-pressure: the client backs off and retries
         return grpc.StatusCode.RESOURCE_EXHAUSTED
+    if exc.status == 403:  # may not act for that user (vidrec.api.errors.authorise)
+        return grpc.StatusCode.PERMISSION_DENIED
     return grpc.StatusCode.UNAVAILABLE if exc.status >= 500 else grpc.StatusCode.INVALID_ARGUMENT
 
 
@@ -71,11 +73,11 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
     def __init__(self, api: Api) -> None:
         self.api = api
 
-    async def _admit(self, context: grpc.aio.ServicerContext) -> None:
+    async def _admit(self, context: grpc.aio.ServicerContext) -> Principal:
         """Credentials (metadata ``authorization: Bearer <token>``) and the rate limit:
-        UNAUTHENTICATED / RESOURCE_EXHAUSTED, before any work."""
+        UNAUTHENTICATED / RESOURCE_EXHAUSTED, before any work. The caller, to authorise."""
         try:
-            self.api.guard.admit(
+            return self.api.guard.admit(
                 _metadata(context, "authorization"), _metadata(context, "x-api-key"),
                 context.peer(),
             )  # fmt: skip
@@ -85,11 +87,18 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
         except RateLimited as exc:
             self.api.observer.rejected("grpc", "rate_limited")
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        return ANONYMOUS  # unreachable: abort raises
+
+    async def _abort(self, context: grpc.aio.ServicerContext, exc: ApiError) -> None:
+        """The ApiError as its status code, the message ``"<field>: <detail>"`` as on HTTP."""
+        if exc.status == 403:
+            self.api.observer.rejected("grpc", "forbidden")
+        await context.abort(status_of(exc), str(exc))
 
     async def Recommend(
         self, request: pb.RecommendRequest, context: grpc.aio.ServicerContext
     ) -> pb.RecommendResponse:
-        await self._admit(context)
+        principal = await self._admit(context)
         start = time.perf_counter()
         fields = set_fields(request)
         surface = fields.pop("surface", "")
@@ -99,12 +108,13 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
             if model is None:
                 allowed = ", ".join(RECOMMENDATION_QUERIES)
                 raise ApiError(400, "invalid", "surface", f"{surface!r}; expected one of {allowed}")
-            resp = await self.api.service.recommend(validate(model, fields))  # type: ignore[arg-type]
+            query = validate(model, fields)
+            resp = await self.api.service.recommend(query, principal)  # type: ignore[arg-type]
             variant = resp.variant
             return to_proto(resp)
         except ApiError as exc:
             code = exc.status
-            await context.abort(status_of(exc), str(exc))
+            await self._abort(context, exc)
             raise  # unreachable: abort raises
         finally:
             endpoint = surface if surface in RECOMMENDATION_QUERIES else "invalid"
@@ -114,16 +124,17 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
     async def LogEvents(
         self, request: pb.EventBatch, context: grpc.aio.ServicerContext
     ) -> pb.LogEventsResponse:
-        await self._admit(context)
+        principal = await self._admit(context)
         code = 202
         try:
             try:
-                result = await self.api.intake.engagement([set_fields(e) for e in request.events])
+                events = [set_fields(e) for e in request.events]
+                result = await self.api.intake.engagement(events, principal)
             except DependencyError as exc:
                 raise unavailable(exc) from exc
         except ApiError as exc:
             code = exc.status
-            await context.abort(status_of(exc), str(exc))
+            await self._abort(context, exc)
             raise
         finally:
             self.api.observer.request("grpc_events", "", code, 0.0)

@@ -1,13 +1,12 @@
 """The public HTTP API as a Starlette app: GET recommendations with query parameters, event
-intake, models, metrics, OpenAPI. BentoML mounts it (``@bentoml.asgi_app``) because its own
-``@bentoml.api`` routes are POST-with-JSON only; the app is transport glue over
-:class:`Api` and holds no logic of its own.
+intake, models, metrics, OpenAPI and its explorer page (``/docs``). BentoML mounts it
+(``@bentoml.asgi_app``) because its own ``@bentoml.api`` routes are POST-with-JSON only; the
+app is transport glue over :class:`Api` and holds no logic of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -17,17 +16,20 @@ import redis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from vidrec.api.errors import ApiError, check_body_size, parse_query
+from vidrec.api.body import BodyLimits, parse_json, read_body
+from vidrec.api.errors import ApiError, parse_query
 from vidrec.api.events import EventIntake, IntakeResult, Overloaded, unavailable
-from vidrec.api.openapi import PREFIX, RECOMMENDATION_QUERIES, openapi_spec
+from vidrec.api.openapi import DOCS_PATH, PREFIX, RECOMMENDATION_QUERIES, docs_page, openapi_spec
 from vidrec.api.request_metrics import CONTENT_TYPE, PrometheusObserver
 from vidrec.api.service import RecommendationService
 from vidrec.backends.coldstart import ColdStart
+from vidrec.config import ServingConfig
 from vidrec.pipeline.base import DependencyError
+from vidrec.schema import MAX_ID
 from vidrec.security.auth import ANONYMOUS, FORGET_SCOPE, AuthError, Principal
 from vidrec.security.forget import Eraser
 from vidrec.security.guard import Guard, RateLimited
@@ -43,10 +45,13 @@ class Api:
     cold_start: ColdStart | None = None  # tails new uploads into the live index (compose.py)
     guard: Guard = field(default_factory=Guard.open)  # auth + rate limits (vidrec.security)
     eraser: Eraser | None = None  # right to be forgotten; None = not offered (503)
+    limits: BodyLimits = field(default_factory=lambda: BodyLimits.of(ServingConfig()))
 
 
-OPEN_PATHS = frozenset({f"{PREFIX}/health", f"{PREFIX}/metrics", f"{PREFIX}/openapi.json"})
-"""Probes, Prometheus and the published contract need no credentials."""
+OPEN_PATHS = frozenset(
+    {f"{PREFIX}/health", f"{PREFIX}/metrics", f"{PREFIX}/openapi.json", DOCS_PATH}
+)
+"""Probes, Prometheus, the published contract and its explorer need no credentials."""
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -106,18 +111,28 @@ def _error(exc: ApiError) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
 
-async def _json_body(request: Request) -> Any:
+def _refused(request: Request, exc: ApiError) -> JSONResponse:
+    """The JSON error of a refused request; a 403 is also counted as a front-door rejection."""
+    api_obj: Api | None = getattr(request.app.state, "api", None)
+    if exc.status == 403 and api_obj is not None:
+        api_obj.observer.rejected("http", "forbidden")
+    return _error(exc)
+
+
+def _principal(request: Request) -> Principal:
+    """Who :class:`GuardMiddleware` admitted (anonymous when auth is off)."""
+    principal: Principal = getattr(request.state, "principal", ANONYMOUS)
+    return principal
+
+
+async def _json_body(request: Request, limits: BodyLimits) -> Any:
+    """The body as JSON within ``limits``: 413 past the size (before reading it all), 400
+    past the nesting depth (before parsing) or when it is not JSON."""
     if request.query_params:
         name = next(iter(request.query_params))
         raise ApiError(400, "unknown_parameter", name, "this endpoint takes no query parameters")
-    length = request.headers.get("content-length")
-    check_body_size(int(length) if length and length.isdigit() else None)
-    raw = await request.body()
-    check_body_size(len(raw))
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "invalid_json", "body", f"not JSON: {exc}") from None
+    raw = await read_body(request.stream(), request.headers.get("content-length"), limits.max_bytes)
+    return parse_json(raw, limits.max_depth)
 
 
 def _recommend_route(surface: str) -> Route:
@@ -130,12 +145,12 @@ def _recommend_route(surface: str) -> Route:
             api = _api(request)
             params = {k: request.query_params.getlist(k) for k in request.query_params}
             query = parse_query(model, params)
-            resp = await api.service.recommend(query)  # type: ignore[arg-type]
+            resp = await api.service.recommend(query, _principal(request))  # type: ignore[arg-type]
             variant = resp.variant
             return Response(resp.model_dump_json(), media_type="application/json")
         except ApiError as exc:
             code = exc.status
-            return _error(exc)
+            return _refused(request, exc)
         finally:
             api_obj = getattr(request.app.state, "api", None)
             if api_obj is not None:
@@ -156,7 +171,7 @@ async def _counted(
         return response
     except ApiError as exc:
         code = exc.status
-        return _error(exc)
+        return _refused(request, exc)
     finally:
         api_obj = getattr(request.app.state, "api", None)
         if api_obj is not None:
@@ -164,13 +179,15 @@ async def _counted(
 
 
 def _intake_route(
-    path: str, endpoint: str, call: Callable[[EventIntake, Any], Awaitable[IntakeResult]]
+    path: str,
+    endpoint: str,
+    call: Callable[[EventIntake, Any, Principal], Awaitable[IntakeResult]],
 ) -> Route:
     async def accept(request: Request) -> Response:
         api = _api(request)
-        payload = await _json_body(request)
+        payload = await _json_body(request, api.limits)
         try:
-            result = await call(api.intake, payload)
+            result = await call(api.intake, payload, _principal(request))
         except DependencyError as exc:
             raise unavailable(exc) from exc
         return JSONResponse(result.body(), status_code=202)
@@ -181,21 +198,17 @@ def _intake_route(
     return Route(path, handler, methods=["POST"])
 
 
-MAX_USER_ID = (1 << 63) - 1
-
-
 def parse_user_id(raw: str) -> int:
-    if not raw.isdigit() or int(raw) > MAX_USER_ID:
-        raise ApiError(400, "invalid", "user_id", f"{raw!r}: expected an integer 0..{MAX_USER_ID}")
+    """A path id within the ids every other route accepts (:data:`~vidrec.schema.MAX_ID`)."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 20 or int(raw) > MAX_ID:
+        raise ApiError(400, "invalid", "user_id", f"{raw!r}: expected an integer 0..{MAX_ID}")
     return int(raw)
 
 
 async def _erase(request: Request) -> Response:
     api = _api(request)
     user_id = parse_user_id(request.path_params["user_id"])
-    principal: Principal = getattr(request.state, "principal", ANONYMOUS)
-    if not principal.may_forget(user_id):
-        api.observer.rejected("http", "forbidden")
+    if not _principal(request).may_forget(user_id):
         why = f"a JWT may erase only its own subject, or needs scope {FORGET_SCOPE}"
         raise ApiError(403, "forbidden", "user_id", why)
     if api.eraser is None:
@@ -240,6 +253,19 @@ async def _openapi(request: Request) -> Response:
     return JSONResponse(_OPENAPI)
 
 
+_DOCS = docs_page()
+
+
+async def _docs(request: Request) -> Response:
+    return HTMLResponse(_DOCS)
+
+
+async def _bug(request: Request, exc: Exception) -> Response:
+    """An unexpected exception (our bug) still answers in the API's JSON error format."""
+    body = {"error": "internal", "field": None, "detail": f"internal error: {type(exc).__name__}"}
+    return JSONResponse(body, status_code=500)
+
+
 def create_app() -> Starlette:
     """Routes only; set ``app.state.api`` to an :class:`Api` once dependencies are built."""
     routes = [_recommend_route(s) for s in RECOMMENDATION_QUERIES]
@@ -251,5 +277,8 @@ def create_app() -> Starlette:
         Route(f"{PREFIX}/health", _health, methods=["GET"]),
         Route(f"{PREFIX}/openapi.json", _openapi, methods=["GET"]),
         Route(f"{PREFIX}/users/{{user_id}}", _forget, methods=["DELETE"]),
+        Route(DOCS_PATH, _docs, methods=["GET"]),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(GuardMiddleware)])
+    return Starlette(
+        routes=routes, middleware=[Middleware(GuardMiddleware)], exception_handlers={500: _bug}
+    )

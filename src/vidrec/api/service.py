@@ -1,10 +1,12 @@
 """RecommendationService: one request in, one response out, the same for HTTP and gRPC.
 
-It turns a validated query into a :class:`RequestContext` (request id, sticky variant), runs
-the surface through the pipeline runner, and converts the served candidates into
-``schema.py`` items. It is also the outermost safety net: in production an unexpected
-exception (a bug) serves the surface's fallback with reason ``bug`` and is counted, because a
-degraded list beats an error page; ``raise_bugs=True`` (tests) re-raises instead.
+It authorises the caller for the query's user (:func:`~vidrec.api.errors.authorise`: an
+end-user JWT reads only its own feeds), turns a validated query into a
+:class:`RequestContext` (request id, sticky variant), runs the surface through the pipeline
+runner, and converts the served candidates into ``schema.py`` items. It is also the outermost
+safety net: in production an unexpected exception (a bug) serves the surface's fallback with
+reason ``bug`` and is counted, because a degraded list beats an error page;
+``raise_bugs=True`` (tests) re-raises instead.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+from vidrec.api.errors import ApiError, authorise
 from vidrec.contracts.routing import RoutingTable, assign_variant
-from vidrec.pipeline.base import Candidate, RequestContext
+from vidrec.pipeline.base import Candidate, RequestContext, UnknownVideo
 from vidrec.pipeline.runner import Surface
 from vidrec.schema import (
     RANKER_HEADS,
@@ -27,6 +30,7 @@ from vidrec.schema import (
     RelatedQuery,
     TrendingQuery,
 )
+from vidrec.security.auth import Principal
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +115,10 @@ class RecommendationService:
                             category=q.category)  # fmt: skip
         return await self._serve(ctx)
 
-    async def recommend(self, q: Query) -> RecommendationResponse:
-        """Dispatch on the query type (the gRPC and generic entry point)."""
+    async def recommend(self, q: Query, principal: Principal) -> RecommendationResponse:
+        """The entry point of both transports: authorise ``principal`` for the query's user
+        (403 naming ``user_id``), then dispatch on the query type."""
+        authorise(principal, q.user_id, "user_id")
         if isinstance(q, HomeQuery):
             return await self.home(q)
         if isinstance(q, RelatedQuery):
@@ -139,6 +145,8 @@ class RecommendationService:
         surface = self.surfaces[ctx.surface]
         try:
             served = await self.runner.run(surface, ctx)
+        except UnknownVideo as exc:  # the client's error, not a bug: a 404, no fallback page
+            raise ApiError(404, "not_found", "video_id", str(exc)) from None
         except Exception:
             if self.raise_bugs:
                 raise

@@ -5,6 +5,9 @@ Transports hand the raw header values to :meth:`Authenticator.authenticate` and 
 and never appear anywhere after this module: a key's client id is a short SHA-256 prefix
 (``key:<12 hex>``). A JWT's client id is its ``sub``. With no keys and no JWT secret
 configured, auth is off (local development) and every caller is ``anonymous``.
+
+Authorisation per user is :meth:`Principal.may_act_for`: an end-user JWT reads feeds and writes
+events only for its own ``sub``; API keys and JWTs with :data:`SERVICE_SCOPE` act for any user.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ BEARER = "bearer"
 JWT_ALGORITHMS = ("HS256",)
 JWT_LEEWAY_S = 30  # clock skew tolerated on exp / nbf / iat
 FORGET_SCOPE = "users:forget"  # a JWT scope that may erase any user (not only its own sub)
+SERVICE_SCOPE = "recommendations:any-user"  # a JWT scope that reads feeds / writes events for
+# any user: backend services that hold a JWT instead of an API key (a gateway, a batch job)
 
 
 class AuthError(Exception):
@@ -41,12 +46,28 @@ class Principal:
     subject: str | None = None  # the JWT `sub`
     scopes: frozenset[str] = field(default_factory=frozenset)
 
-    def may_forget(self, user_id: int) -> bool:
-        """Erasure is for backend services (API keys), the user themself (JWT ``sub``), or a
-        JWT with the ``users:forget`` scope; with auth off, anyone (local development)."""
+    def _is_or_has(self, user_id: int, scope: str) -> bool:
+        """Backend services (API keys), the user themself (JWT ``sub``) or a JWT holding
+        ``scope``; with auth off, anyone (local development)."""
         if self.kind in ("api_key", "anonymous"):
             return True
-        return self.subject == str(user_id) or FORGET_SCOPE in self.scopes
+        return self.subject == str(user_id) or scope in self.scopes
+
+    def may_forget(self, user_id: int) -> bool:
+        """Erasure: an API key, the user's own JWT, or a JWT with :data:`FORGET_SCOPE`."""
+        return self._is_or_has(user_id, FORGET_SCOPE)
+
+    def may_act_for(self, user_id: int | None) -> bool:
+        """Whether this caller may read ``user_id``'s feeds (their explanations reveal the
+        watch history) or write events as that user. ``None`` (an anonymous feed) is anyone's."""
+        return user_id is None or self._is_or_has(user_id, SERVICE_SCOPE)
+
+    def not_for(self, user_id: int) -> str:
+        """Why :meth:`may_act_for` refused ``user_id``: the reason clients see (403)."""
+        return (
+            f"user_id {user_id} is not the token's subject ({self.subject}): an end-user JWT"
+            f" acts only for its own user; services use an API key or scope {SERVICE_SCOPE}"
+        )
 
 
 ANONYMOUS = Principal("anonymous", "anonymous")
