@@ -124,7 +124,7 @@ class InMemoryRetrieval:
     async def related(self, video_ids: Sequence[int], k: int) -> Retrieved:
         await self._fault("related")
         out: list[Retrieved] = []
-        for vid in video_ids:
+        for vid in (v for v in video_ids if v in self.cat.row):  # unknown anchors: none
             a = self.cat.row[vid]
             scores = self.cat.emb @ self.cat.emb[a]
             rows = self._top(scores, k, self.cat.ids != vid)
@@ -143,12 +143,13 @@ class InMemoryRetrieval:
 
     async def same_creator(self, video_ids: Sequence[int], k: int) -> Retrieved:
         await self._fault("same_creator")
-        creators = self.cat.creator[[self.cat.row[v] for v in video_ids]]
+        known = [v for v in video_ids if v in self.cat.row]  # unknown seeds: none
+        if not known:
+            return Retrieved.empty()
+        creators = self.cat.creator[[self.cat.row[v] for v in known]]
         rows = self._top(self.cat.popularity, k, np.isin(self.cat.creator, creators))
         # Like the real retrieval: each found video names the first seed by its creator.
-        seeds = np.asarray(video_ids, np.int64)[
-            np.argmax(self.cat.creator[rows, None] == creators, 1)
-        ]
+        seeds = np.asarray(known, np.int64)[np.argmax(self.cat.creator[rows, None] == creators, 1)]
         return self.cat.videos(rows, self.cat.popularity[rows], seeds)
 
     async def by_category(self, category: int, k: int) -> Retrieved:
