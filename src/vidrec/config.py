@@ -197,6 +197,9 @@ class ServingConfig:
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     jwt_secret: str = field(default="", repr=False)  # HS256 shared secret; "" = JWT off
     jwt_audience: str = ""  # required `aud` claim when set
+    # Fail closed: with require_auth, a process without api_keys or jwt_secret refuses to
+    # start instead of serving everyone (the chart sets it whenever auth.enabled).
+    require_auth: bool = False
     # Per-client token bucket (client = API key / JWT sub / remote address); 0 = off.
     rate_limit_per_s: float = 0.0
     rate_limit_burst: int = 0  # bucket size; 0 = 2 x rate_limit_per_s

@@ -253,6 +253,58 @@ def test_secrets_come_from_secret_refs_and_auth_is_on_by_default() -> None:
     assert find(off, "ConfigMap", "vidrec-env")["data"]["VIDREC_REDIS__TLS"] == "true"
 
 
+def _process_env(docs: Any, deployment: str) -> dict[str, str]:
+    """What a vidrec container's environment resolves to: its ConfigMap, then its env entries
+    (Secret references decoded from the rendered Secret)."""
+    c = find(docs, "Deployment", deployment)["spec"]["template"]["spec"]["containers"][0]
+    env: dict[str, str] = {}
+    for source in c.get("envFrom", []):
+        env |= find(docs, "ConfigMap", source["configMapRef"]["name"])["data"]
+    for e in c["env"]:
+        if "value" in e:
+            env[e["name"]] = e["value"]
+        else:
+            ref = e["valueFrom"]["secretKeyRef"]
+            data = find(docs, "Secret", ref["name"])["data"]
+            env[e["name"]] = base64.b64decode(data[ref["key"]]).decode()
+    return env
+
+
+def test_default_install_serves_with_auth_on_and_fails_closed() -> None:
+    """Both API processes get generated credentials; a user's JWT acts only for its own sub,
+    an API key for anyone; with the credentials missing the process refuses to start."""
+    import time
+
+    import jwt
+
+    from vidrec.config import load_config
+    from vidrec.security.guard import Guard
+
+    for deployment in ("vidrec-recommender", "vidrec-grpc"):
+        env = _process_env(rendered("default"), deployment)
+        serving = load_config(env).serving
+        assert serving.require_auth and serving.api_keys and serving.jwt_secret, deployment
+        auth = Guard.from_config(serving).auth
+        key = auth.authenticate(f"Bearer {serving.api_keys[0]}")
+        assert key.may_act_for(1) and key.may_act_for(2)
+        user = jwt.encode({"sub": "1", "exp": int(time.time()) + 60}, serving.jwt_secret)
+        principal = auth.authenticate(f"Bearer {user}")
+        assert principal.may_act_for(1) and not principal.may_act_for(2)
+        with pytest.raises(ValueError, match="VIDREC_SERVING__API_KEYS"):
+            Guard.from_config(dataclasses.replace(serving, api_keys=(), jwt_secret=""))
+    given = render_with("secrets.apiKeys=svc-a\\,svc-b", "secrets.jwtSecret=s3cret")
+    serving = load_config(_process_env(given, "vidrec-recommender")).serving
+    assert (serving.api_keys, serving.jwt_secret) == (("svc-a", "svc-b"), "s3cret")
+    own = render_with("secrets.existingSecret=vidrec-auth")
+    assert not by_kind(own, "Secret")  # the operator's Secret, not one of the chart's
+    c = find(own, "Deployment", "vidrec-grpc")["spec"]["template"]["spec"]["containers"][0]
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in c["env"] if "valueFrom" in e}
+    assert refs["VIDREC_SERVING__API_KEYS"] == {"name": "vidrec-auth", "key": "api-keys"}
+    assert refs["VIDREC_SERVING__JWT_SECRET"] == {"name": "vidrec-auth", "key": "jwt-secret"}
+    off = find(render_with("auth.enabled=false"), "ConfigMap", "vidrec-env")["data"]
+    assert off["VIDREC_SERVING__REQUIRE_AUTH"] == "false"
+
+
 def test_config_values_become_environment() -> None:
     docs = render_with("config.serving.deadline_total_ms=80", "config.events.read_count=500")
     data = find(docs, "ConfigMap", "vidrec-env")["data"]

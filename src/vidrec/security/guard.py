@@ -30,10 +30,16 @@ class Guard:
 
     @classmethod
     def from_config(cls, s: ServingConfig) -> Guard:
-        return cls(
-            Authenticator(s.api_keys, s.jwt_secret, s.jwt_audience),
-            RateLimiter(s.rate_limit_per_s, s.rate_limit_burst),
-        )
+        """The configured guard; with ``require_auth`` and no credentials configured, a
+        ValueError naming the variables to set (never a silently open API)."""
+        auth = Authenticator(s.api_keys, s.jwt_secret, s.jwt_audience)
+        if s.require_auth and not auth.enabled:
+            raise ValueError(
+                "serving.require_auth is set but no credentials are configured: set "
+                "VIDREC_SERVING__API_KEYS and/or VIDREC_SERVING__JWT_SECRET (the chart's "
+                "Secret keys api-keys / jwt-secret)"
+            )
+        return cls(auth, RateLimiter(s.rate_limit_per_s, s.rate_limit_burst))
 
     @classmethod
     def open(cls) -> Guard:
