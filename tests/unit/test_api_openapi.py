@@ -14,6 +14,7 @@ from vidrec.api.http_app import Api, create_app
 from vidrec.api.openapi import DOCS_PATH, SPEC_PATH, docs_page, openapi_spec
 from vidrec.api.request_metrics import PrometheusObserver
 from vidrec.api.service import RecommendationService
+from vidrec.config import ServingConfig
 from vidrec.contracts.routing import DEFAULT_TABLE, RoutingTable
 from vidrec.schema import RecommendationResponse, RecommendedItem
 from vidrec.security.auth import Authenticator
@@ -75,6 +76,7 @@ def test_timestamps_are_documented_as_epoch_milliseconds() -> None:
         prop = SCHEMAS[model]["properties"][name]
         assert "milliseconds since the Unix epoch" in prop["description"], model
         assert prop["maximum"] == 2**62 - 1
+        assert prop["minimum"] == ServingConfig().earliest_event_ms  # seconds are below it
     assert "seconds" in SPEC["paths"]["/api/v1/events/engagement"]["post"]["description"]
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from vidrec.config import ServingConfig
 from vidrec.schema import (
     MAX_FUTURE_SKEW_MS,
     MAX_ID,
@@ -89,6 +90,9 @@ def openapi_spec() -> dict[str, Any]:
     models: list[type[BaseModel]] = [RecommendationResponse, EngagementEvent, VideoUpload]
     _, defs = models_json_schema([(m, "serialization") for m in models], ref_template=_REF)
     schemas = {**defs["$defs"], "Error": _ERROR}
+    earliest = ServingConfig().earliest_event_ms  # the default window; intake enforces it
+    for model, name in (("EngagementEvent", "ts"), ("VideoUpload", "upload_ts")):
+        schemas[model]["properties"][name]["minimum"] = earliest
     paths: dict[str, Any] = {}
     for surface, query in RECOMMENDATION_QUERIES.items():
         paths[f"{PREFIX}/recommendations/{surface}"] = {
