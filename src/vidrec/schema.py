@@ -36,9 +36,8 @@ def timestamp_problem(ts_ms: int, now_ms: int, earliest_ms: int) -> str | None:
     windowed counter.
     """
     if ts_ms < SECONDS_BELOW:
-        return (
-            f"{ts_ms} looks like seconds; send milliseconds since the epoch (e.g. {ts_ms * 1000})"
-        )
+        as_ms = f" (e.g. {ts_ms * 1000})" if ts_ms * 1000 >= earliest_ms else ""
+        return f"{ts_ms} looks like seconds; send milliseconds since the epoch{as_ms}"
     if ts_ms < earliest_ms:
         return f"{ts_ms} ms is before the earliest accepted time ({earliest_ms} ms since the epoch)"
     if ts_ms > now_ms + MAX_FUTURE_SKEW_MS:

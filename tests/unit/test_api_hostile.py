@@ -250,6 +250,7 @@ def test_timestamp_rules_name_what_to_send_instead() -> None:
     assert seconds is not None and "seconds" in seconds and "1700000000000" in seconds
     assert "earliest" in (timestamp_problem(earliest - 1, now, earliest) or "")
     assert "future" in (timestamp_problem(now + 10**9, now, earliest) or "")
+    assert "e.g." not in (timestamp_problem(0, now, earliest) or "e.g.")  # 0 s is no hint either
     assert timestamp_problem(earliest, now, earliest) is None
     assert timestamp_problem(now, now, earliest) is None
 
@@ -337,3 +338,25 @@ def test_grpc_out_of_range_ids_and_second_timestamps_are_refused() -> None:
     assert "seconds" in reply.rejections[0].detail
     assert [e.event_id for e in writer.events] == ["ok"]
     assert wall_ms() > TS  # the fixture's valid timestamp is in the past
+
+
+def test_a_bug_still_answers_in_the_json_error_format() -> None:
+    """The last resort: our bug is a 500, but a JSON one that names no internals."""
+
+    class BrokenWriter(ListWriter):
+        async def append(self, events: Sequence[EngagementEvent]) -> None:
+            raise RuntimeError("secret internals")
+
+    api, _ = make_api()
+    api.intake = EventIntake(BrokenWriter())
+    app = create_app()
+    app.state.api = api
+    resp = TestClient(app, raise_server_exceptions=False).post(
+        "/api/v1/events/engagement", json=EVENT
+    )
+    assert resp.status_code == 500
+    assert resp.json() == {
+        "error": "internal",
+        "field": None,
+        "detail": "internal error: RuntimeError",
+    }
