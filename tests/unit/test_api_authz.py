@@ -23,7 +23,7 @@ from vidrec.api.proto import recommender_pb2_grpc as pb_grpc
 from vidrec.api.request_metrics import PrometheusObserver
 from vidrec.api.service import RecommendationService
 from vidrec.contracts.routing import DEFAULT_TABLE, RoutingTable
-from vidrec.pipeline.base import Candidate, RequestContext
+from vidrec.pipeline.base import Candidate, RequestContext, UnknownVideo
 from vidrec.schema import EngagementEvent, VideoUpload
 from vidrec.security.auth import (
     ANONYMOUS,
@@ -265,3 +265,28 @@ def test_grpc_service_credentials_act_for_any_user(headers: dict[str, str]) -> N
     assert [code for code, _ in got] == [grpc.StatusCode.OK] * 10
     assert runner.served == [A] * 4 + [B] * 4
     assert [e.user_id for e in writer.events] == [A, B]
+
+
+class UnknownVideoRunner(EchoRunner):
+    """Answers as the pipeline does for a video the catalogue does not hold."""
+
+    async def run(self, surface: Any, ctx: RequestContext) -> list[Candidate]:
+        if ctx.anchor_video_id == 404:
+            raise UnknownVideo(404)
+        return await super().run(surface, ctx)
+
+
+def test_an_unknown_video_is_not_found_on_both_transports() -> None:
+    api, _, _ = make_api()
+    api.service.runner = UnknownVideoRunner()
+    ask = pb.RecommendRequest(surface="related", video_id=404, user_id=A)
+    [(code, details)] = run_grpc(api, [("Recommend", ask)], bearer(A))
+    assert code == grpc.StatusCode.NOT_FOUND and details.startswith("video_id: "), details
+    [(ok, _)] = run_grpc(api, [("Recommend", pb.RecommendRequest(surface="related", video_id=1,
+                                                                  user_id=A))], bearer(A))  # fmt: skip
+    assert ok == grpc.StatusCode.OK
+    app = create_app()
+    app.state.api = api
+    with TestClient(app) as client:
+        answer = client.get("/api/v1/recommendations/related?video_id=404", headers=bearer(A))
+    assert answer.status_code == 404 and answer.json()["field"] == "video_id"

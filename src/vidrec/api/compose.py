@@ -134,7 +134,7 @@ def build_api(
     )
     intake = EventIntake(writer, earliest_ms=s.earliest_event_ms)
     # The process that owns the index keeps it live (remote mode: the Retrieval service).
-    cold_start = None if local is None else keep_live(cfg, state, client, local, store)
+    cold_start = None if local is None else keep_live(cfg, state, client, local, store, observer)
     n = cfg.features.n_buckets
     eraser = Eraser(client, pseudonyms, n, cfg.events.tombstone_key)
     api = Api(service, intake, observer, cold_start, Guard.from_config(s), eraser,
@@ -154,9 +154,12 @@ def keep_live(
     client: redis.Redis | RedisCluster,
     local: LocalRetrieval,
     store: OnlineStore,
+    observer: PrometheusObserver,
 ) -> ColdStart | None:
-    """Background work of the process that owns the index: new uploads join it (cold start),
-    and trending follows the event processor's per-region sets."""
+    """Background work of the process that owns the index: new uploads join it (cold start,
+    its dead letters counted in this process's metrics), and trending follows the event
+    processor's per-region sets."""
     trending = TrendingSets(client, Decay.of(cfg.events))
     LiveTrending(trending, state, cfg.data.regions, cfg.serving.trending_k).start()
-    return launch(state, client, videos_stream(cfg.serving.event_stream_prefix), local, store)
+    stream = videos_stream(cfg.serving.event_stream_prefix)
+    return launch(state, client, stream, local, store, cfg.events, observer.dead_lettered)

@@ -59,6 +59,8 @@ def status_of(exc: ApiError) -> grpc.StatusCode:
         return grpc.StatusCode.RESOURCE_EXHAUSTED
     if exc.status == 403:  # may not act for that user (vidrec.api.errors.authorise)
         return grpc.StatusCode.PERMISSION_DENIED
+    if exc.status == 404:  # e.g. related to a video the catalogue does not hold
+        return grpc.StatusCode.NOT_FOUND
     return grpc.StatusCode.UNAVAILABLE if exc.status >= 500 else grpc.StatusCode.INVALID_ARGUMENT
 
 

@@ -64,6 +64,7 @@ ERROR_MEANINGS = {
     403: "the credentials may not act for this user: an end-user JWT reads feeds and writes"
     " events only for its own `sub`; `field` names the id (`user_id`, `events[2].user_id`)."
     " API keys and JWTs with scope `recommendations:any-user` act for any user",
+    404: "not found: the video the list is about is not in the catalogue (`field`: `video_id`)",
     413: "too large: the body is over the configured byte limit (`field`: `body`), or a"
     " batch has more than 1,000 items (`field`: `events`); the limit is in `detail`",
     429: "rate limited, or the event streams are behind (back-pressure): retry after the"
@@ -104,7 +105,7 @@ def openapi_spec() -> dict[str, Any]:
                 "parameters": _query_parameters(query),
                 "responses": {
                     "200": _json(_ref("RecommendationResponse"), f"the {surface} list"),
-                    **_errors(400, 403, 503),
+                    **_errors(400, 403, *((404,) if surface == "related" else ()), 503),
                 },
             }
         }

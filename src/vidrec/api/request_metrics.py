@@ -125,6 +125,12 @@ class PrometheusObserver:
             " forbidden (labels never name the client).",
             ["transport", "reason"], registry=r,
         )  # fmt: skip
+        self.dead_letters = Counter(
+            names.DEAD_LETTERS,
+            "Entries this process set aside in a dead-letter stream (cold start's uploads),"
+            " by group and reason.",
+            ["group", "reason"], registry=r,
+        )  # fmt: skip
         self.forgotten = Counter(
             "vidrec_users_forgotten", "Right-to-be-forgotten erasures performed.", registry=r
         )
@@ -139,6 +145,9 @@ class PrometheusObserver:
         if child is None:
             child = self._children[key] = metric.labels(*values)
         return child
+
+    def dead_lettered(self, group: str, reason: str, n: int) -> None:
+        self.dead_letters.labels(group, reason).inc(n)
 
     def rejected(self, transport: str, reason: str) -> None:
         self.rejections.labels(transport, reason).inc()

@@ -330,6 +330,8 @@ def launch(
     stream: str,
     retrieval: LocalRetrieval,
     store: OnlineStore | None,
+    events: EventsConfig | None = None,
+    counted: Callable[[str, str, int], None] | None = None,
 ) -> ColdStart | None:
     """Start tailing ``stream``; None (logged) when the item tower cannot be loaded: the
     process then serves its loaded catalogue, and new videos wait for the next artefacts."""
@@ -338,7 +340,9 @@ def launch(
     except (OSError, ValueError, RuntimeError):
         log.exception("cold start disabled: cannot load the item tower from %s", state.root)
         return None
-    return ColdStart(client, stream, retrieval, embedder, store).start()
+    return ColdStart(
+        client, stream, retrieval, embedder, store, events=events, counted=counted
+    ).start()
 
 
 def _wall_ms() -> int:
