@@ -282,8 +282,8 @@ def test_an_unknown_video_is_not_found_on_both_transports() -> None:
     ask = pb.RecommendRequest(surface="related", video_id=404, user_id=A)
     [(code, details)] = run_grpc(api, [("Recommend", ask)], bearer(A))
     assert code == grpc.StatusCode.NOT_FOUND and details.startswith("video_id: "), details
-    [(ok, _)] = run_grpc(api, [("Recommend", pb.RecommendRequest(surface="related", video_id=1,
-                                                                  user_id=A))], bearer(A))  # fmt: skip
+    known = pb.RecommendRequest(surface="related", video_id=1, user_id=A)
+    [(ok, _)] = run_grpc(api, [("Recommend", known)], bearer(A))
     assert ok == grpc.StatusCode.OK
     app = create_app()
     app.state.api = api
