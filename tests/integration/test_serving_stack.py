@@ -3,6 +3,11 @@ the gRPC server and Prometheus, on free 127.0.0.1 ports — and what users rely 
 deterministic answers, not-interested respected, the diversity rule, and degraded-but-200
 answers when Triton or a Redis master really dies.
 
+Monitoring tells the truth: while the stack reports healthy, Prometheus has ``up == 1`` for
+every scrape job, and an idle stack writes no error to any log. Schemathesis fuzzes the API
+(``slow``: ≥ 100 valid and 100 invalid requests per operation, then linked sequences) with
+every server up and again with Triton dead: no 5xx, and every service survives it.
+
 Destructive tests (stopping Triton, then a Redis master) run last, in file order.
 """
 
@@ -19,6 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.integration.fuzz_api import Tally, fuzz_operations, fuzz_stateful
 from tests.integration.settings import SLOW_MACHINE, crash
 from tests.integration.test_stack import free_ports, stack_config
 from vidrec.backends.serving_state import ServingState
@@ -27,9 +33,17 @@ from vidrec.features import make_store
 from vidrec.features.session import SessionStore
 from vidrec.schema import RecommendationResponse
 from vidrec_dev.stack import Stack, read_stack_state
+from vidrec_dev.stack.health import TcpCheck
+from vidrec_dev.stack.services import scrape_targets
 
 pytestmark = pytest.mark.integration
 USERS = (1, 2, 3, 5, 8, 13, 21, 34)
+IDLE_S = 15.0  # the cold-start poll that used to fail at idle did so every ~6.6 s
+# A line that reports a failure, in any service's log format: Python logging / BentoML
+# ("ERROR", "CRITICAL", a traceback), Triton's glog ("E1205 12:00:00"), Prometheus (level=error).
+LOG_ERROR = re.compile(r"\b(ERROR|CRITICAL)\b|Traceback|^E\d{4} |level=error", re.MULTILINE)
+FUZZ_EXAMPLES = 100  # per operation and per mode (valid, invalid)
+FUZZ_SCENARIOS, FUZZ_STEPS = 60, 8
 
 
 def full_config(run_dir: Path) -> Config:
@@ -95,6 +109,83 @@ def metric(api: str, name: str, **labels: str) -> float:
         if all(found.get(k) == v for k, v in labels.items()):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+def unhealthy(stack: Stack, *allowed_down: str) -> list[str]:
+    """Services the stack reports down or unhealthy, besides ``allowed_down``."""
+    return [r.service for r in stack.settled_status() if not r.ok and r.service not in allowed_down]
+
+
+def prometheus_targets(stack: Stack) -> list[dict[str, object]]:
+    state = read_stack_state(stack.run_dir)
+    assert state is not None
+    url = state.url("prometheus")
+    body = httpx.get(f"{url}/api/v1/targets", params={"state": "active"}, timeout=10).json()
+    targets: list[dict[str, object]] = body["data"]["activeTargets"]
+    return targets
+
+
+def up_by_job(stack: Stack) -> dict[str, float]:
+    state = read_stack_state(stack.run_dir)
+    assert state is not None
+    resp = httpx.get(f"{state.url('prometheus')}/api/v1/query", params={"query": "up"}, timeout=10)
+    return {r["metric"]["job"]: float(r["value"][1]) for r in resp.json()["data"]["result"]}
+
+
+def test_prometheus_sees_every_job_up_while_the_stack_reports_healthy(stack: Stack) -> None:
+    assert not unhealthy(stack), "the stack does not report healthy"
+    since = time.time()
+    jobs = set(scrape_targets(stack.cfg))
+
+    def scraped_since() -> bool:  # every job scraped after the stack said healthy
+        targets = prometheus_targets(stack)
+        last = {str(t["labels"]["job"]): str(t["lastScrape"]) for t in targets}  # type: ignore[index]
+        return set(last) == jobs and all(_rfc3339(v) > since for v in last.values())
+
+    poll(scraped_since, 10 * stack.cfg.stack.scrape_interval_s + 10)
+    down = {
+        str(t["labels"]["job"]): t["lastError"]  # type: ignore[index]
+        for t in prometheus_targets(stack)
+        if t["health"] != "up"
+    }
+    assert not down, f"the stack reports healthy but Prometheus cannot scrape: {down}"
+    assert up_by_job(stack) == dict.fromkeys(jobs, 1.0)
+
+
+def _rfc3339(text: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text).timestamp()  # nanoseconds are cut to microseconds
+
+
+def log_sizes(stack: Stack) -> dict[str, int]:
+    state = read_stack_state(stack.run_dir)
+    assert state is not None
+    return {name: Path(svc.log).stat().st_size for name, svc in state.services.items()}
+
+
+def errors_since(stack: Stack, sizes: dict[str, int]) -> dict[str, list[str]]:
+    """Lines reporting a failure that each service logged after ``sizes`` was taken."""
+    state = read_stack_state(stack.run_dir)
+    assert state is not None
+    found = {}
+    for name, svc in state.services.items():
+        with Path(svc.log).open("rb") as log:
+            log.seek(sizes.get(name, 0))
+            text = log.read().decode(errors="replace")
+        lines = [m.group(0) for m in re.finditer(r"^.*$", text, re.MULTILINE)]
+        bad = [line for line in lines if LOG_ERROR.search(line)]
+        if bad:
+            found[name] = bad[:5]
+    return found
+
+
+def test_an_idle_stack_logs_no_errors(stack: Stack) -> None:
+    assert not unhealthy(stack)
+    sizes = log_sizes(stack)
+    time.sleep(IDLE_S)  # no traffic: only Prometheus scrapes and the services' own timers
+    assert not errors_since(stack, sizes), "errors logged by an idle stack"
+    assert not unhealthy(stack)
 
 
 def test_home_is_deterministic_and_ranked(api: str) -> None:
@@ -234,6 +325,26 @@ def test_lake_holds_every_accepted_event_exactly_once(api: str, stack: Stack) ->
     assert "broken" not in ids
 
 
+def fuzz(api: str) -> Tally:
+    """Every operation, then linked sequences; fails naming each request answered 5xx."""
+    tally = Tally()
+    failures = fuzz_operations(api, {}, FUZZ_EXAMPLES, tally)
+    failures += fuzz_stateful(api, {}, FUZZ_SCENARIOS, FUZZ_STEPS, tally)
+    print({op: dict(codes) for op, codes in tally.statuses.items()}, dict(tally.linked))
+    assert not failures, "\n\n".join(failures[:10])
+    assert tally.count(500, 600) == 0
+    assert tally.count(200, 300) and tally.count(400, 500), "only one side of the contract ran"
+    # An operation without input (health, metrics) has one request to make; Hypothesis stops.
+    with_input = set(tally.statuses) - set(tally.no_invalid_input)
+    assert len(with_input) >= 7, tally.statuses
+    for operation in with_input:
+        assert tally.total(operation) >= FUZZ_EXAMPLES, (operation, tally.statuses[operation])
+    # The links fed later calls: a feed read for a user whose events were just posted.
+    assert any(link.endswith("recommendations/home") and "engagement" in link
+               for link in tally.linked), tally.linked  # fmt: skip
+    return tally
+
+
 def test_triton_down_still_answers_degraded_and_counts_it(api: str, stack: Stack) -> None:
     before = metric(api, "vidrec_degraded_total", stage="scorer/triton_ranker")
     state = read_stack_state(stack.run_dir)
@@ -246,6 +357,31 @@ def test_triton_down_still_answers_degraded_and_counts_it(api: str, stack: Stack
         assert any(r.startswith("scorer/triton_ranker:") for r in body.degraded_reasons)
         assert all(not i.scores for i in body.items)  # retrieval order, not model scores
     assert metric(api, "vidrec_degraded_total", stage="scorer/triton_ranker") >= before + 4
+
+
+@pytest.mark.slow
+def test_fuzzed_api_never_answers_5xx_with_triton_down(api: str, stack: Stack) -> None:
+    state = read_stack_state(stack.run_dir)
+    assert state is not None and state.services["triton"].pid is not None
+    crash(state.services["triton"].pid)  # already dead when the test before it ran
+    assert not TcpCheck(stack.cfg.triton.grpc_port)(), "Triton still answers"
+    fuzz(api)
+    assert not unhealthy(stack, "triton"), "a service did not survive the fuzzed input"
+
+
+@pytest.mark.slow
+def test_fuzzed_api_never_answers_5xx_with_every_server_up(api: str, stack: Stack) -> None:
+    """Runs after the Triton tests (fuzzed events and forgotten users would change the feeds
+    they judge): Triton is started again first, and must be up, ranking, and scraped."""
+    stack.up(only={"triton"}, progress=False)  # raises unless every service is healthy
+    poll(lambda: any(i.scores for u in USERS[:4] for i in home(api, u).items[:1]), 60.0)  # ranked
+    poll(lambda: set(up_by_job(stack).values()) == {1.0}, 30.0)
+    sizes = log_sizes(stack)
+    fuzz(api)
+    assert not unhealthy(stack), "a service did not survive the fuzzed input"
+    assert set(up_by_job(stack).values()) == {1.0}
+    crashed = {k: v for k, v in errors_since(stack, sizes).items() if "Traceback" in str(v)}
+    assert not crashed, f"fuzzed input raised in a service: {crashed}"
 
 
 def test_redis_master_down_still_answers_degraded_and_counts_it(api: str, stack: Stack) -> None:
