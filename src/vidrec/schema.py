@@ -26,6 +26,8 @@ SECONDS_BELOW = 10**11
 """An epoch timestamp below this (1973 in ms, year 5138 in s) was sent in seconds."""
 MAX_ID = (1 << 62) - 1
 """Largest id the API accepts: far above any real id, well inside Int64 (lake, Redis keys)."""
+MAX_CREATOR_ID = (1 << 24) - 1
+"""Largest creator id: creator ids travel inside float32 feature vectors, exact up to 2^24."""
 
 
 def timestamp_problem(ts_ms: int, now_ms: int, earliest_ms: int) -> str | None:
@@ -54,7 +56,9 @@ def _not_bool(value: object) -> object:
 
 NotBool = BeforeValidator(_not_bool)  # after Field(...): the JSON schema keeps its bounds
 IdField = Annotated[int, Field(ge=0, le=MAX_ID), NotBool]
-"""Every user, video and creator id of every route and message."""
+"""Every user and video id of every route and message."""
+CreatorIdField = Annotated[int, Field(ge=0, le=MAX_CREATOR_ID), NotBool]
+"""A video's creator (an upload): see :data:`MAX_CREATOR_ID`."""
 Millis = Annotated[int, Field(ge=0, le=MAX_ID), NotBool]
 """A duration or an epoch timestamp in milliseconds (bounded like ids: it fits Int64)."""
 EpochMs = Annotated[
@@ -218,7 +222,7 @@ class VideoUpload(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     video_id: IdField
-    creator_id: IdField
+    creator_id: CreatorIdField
     category_ids: Annotated[list[CategoryField], Field(max_length=N_CATEGORIES)] = []
     caption: Annotated[str, Field(max_length=1000)] = ""
     duration_ms: Annotated[int, Field(gt=0, le=24 * 3600 * 1000), NotBool]

@@ -26,6 +26,7 @@ from vidrec.api.service import RecommendationService
 from vidrec.config import ServingConfig, load_config
 from vidrec.contracts.routing import DEFAULT_TABLE, RoutingTable
 from vidrec.schema import (
+    MAX_CREATOR_ID,
     MAX_ID,
     CategoryQuery,
     EngagementEvent,
@@ -231,6 +232,14 @@ def test_feeds_events_videos_and_deletes_share_one_id_bound() -> None:
     with pytest.raises(ApiError) as info:
         parse_query(HomeQuery, {"user_id": [str(MAX_ID + 1)]})
     assert (info.value.status, info.value.field) == (400, "user_id")
+
+
+def test_a_creator_id_must_fit_the_float32_feature_it_is_stored_in() -> None:
+    """Creator ids travel inside float32 feature vectors: the upload refuses what the cold
+    start's feature write would refuse later (a fuzzer found the gap)."""
+    assert VideoUpload.model_validate({**VIDEO, "creator_id": MAX_CREATOR_ID}).creator_id
+    with pytest.raises(ValidationError, match="creator_id"):
+        VideoUpload.model_validate({**VIDEO, "creator_id": MAX_CREATOR_ID + 1})
 
 
 @pytest.mark.parametrize("raw", [str(MAX_ID + 1), str(2**70), "%C2%B2", "1e3", "-0"])

@@ -25,11 +25,18 @@ from vidrec.features.spec import (
     user_spec,
 )
 from vidrec.features.timeline import Timeline
-from vidrec.schema import EVENT_SCHEMA, N_CATEGORIES, VIDEO_SCHEMA, EventType, check_columns
+from vidrec.schema import (
+    EVENT_SCHEMA,
+    MAX_CREATOR_ID,
+    N_CATEGORIES,
+    VIDEO_SCHEMA,
+    EventType,
+    check_columns,
+)
 
 MAX_WATCH_RATIO = 5.0
 """Watch ratios (replays) are clipped here so one looping viewer cannot dominate a mean."""
-MAX_FLOAT32_ID = 1 << 24
+MAX_FLOAT32_ID = MAX_CREATOR_ID + 1
 """Ids stored inside float32 vectors (creator ids) must be exactly representable."""
 
 DEFAULT_FEATURES = FeatureConfig()
