@@ -45,7 +45,7 @@ format: setup  ## apply ruff formatting and safe fixes
 	$(VENV)/bin/ruff check --fix src tests
 	$(VENV)/bin/ruff format src tests
 
-demo: setup  ## train, evaluate and export the demo models into artifacts/demo (≈10 min)
+demo: setup  ## train, evaluate and export the demo models into artifacts/demo (≈2 min idle, up to ≈12 busy)
 	$(VIDREC) pipeline run --profile demo --out artifacts/demo
 
 bench: setup .venv-feast  ## performance figures, each a ratio against a same-run baseline (docs/benchmarks.md)
