@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import redis
 from redis.commands.core import Script
 
 from tests.integration.redis_servers import standalone_redis
 from vidrec.events.scripts import run_scripts
+
+pytestmark = pytest.mark.integration
 
 SET_ONCE = "if redis.call('SETNX', KEYS[1], ARGV[1]) == 1 then return 1 else return 0 end"
 

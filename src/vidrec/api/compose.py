@@ -154,12 +154,13 @@ def keep_live(
     client: redis.Redis | RedisCluster,
     local: LocalRetrieval,
     store: OnlineStore,
-    observer: PrometheusObserver,
+    observer: PrometheusObserver | None = None,
 ) -> ColdStart | None:
     """Background work of the process that owns the index: new uploads join it (cold start,
-    its dead letters counted in this process's metrics), and trending follows the event
+    its dead letters counted in ``observer``'s metrics when given), and trending follows the event
     processor's per-region sets."""
     trending = TrendingSets(client, Decay.of(cfg.events))
     LiveTrending(trending, state, cfg.data.regions, cfg.serving.trending_k).start()
     stream = videos_stream(cfg.serving.event_stream_prefix)
-    return launch(state, client, stream, local, store, cfg.events, observer.dead_lettered)
+    counted = None if observer is None else observer.dead_lettered
+    return launch(state, client, stream, local, store, cfg.events, counted)
