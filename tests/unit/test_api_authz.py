@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -15,6 +15,7 @@ import jwt
 import pytest
 from starlette.testclient import TestClient
 
+from tests.unit.api_fakes import ListWriter
 from vidrec.api.events import EventIntake
 from vidrec.api.grpc_server import start_server
 from vidrec.api.http_app import Api, create_app
@@ -24,7 +25,6 @@ from vidrec.api.request_metrics import PrometheusObserver
 from vidrec.api.service import RecommendationService
 from vidrec.contracts.routing import DEFAULT_TABLE, RoutingTable
 from vidrec.pipeline.base import Candidate, RequestContext, UnknownVideo
-from vidrec.schema import EngagementEvent, VideoUpload
 from vidrec.security.auth import (
     ANONYMOUS,
     FORGET_SCOPE,
@@ -92,18 +92,6 @@ class EchoRunner:
 
     async def fallback(self, surface: Any, ctx: RequestContext) -> list[Candidate]:
         raise AssertionError("no fallback expected")
-
-
-class ListWriter:
-    def __init__(self) -> None:
-        self.events: list[EngagementEvent] = []
-        self.videos: list[VideoUpload] = []
-
-    async def append(self, events: Sequence[EngagementEvent]) -> None:
-        self.events.extend(events)
-
-    async def append_video(self, video: VideoUpload) -> None:
-        self.videos.append(video)
 
 
 async def _table() -> RoutingTable:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -13,6 +13,7 @@ import redis
 from starlette.testclient import TestClient
 
 from tests.integration.redis_servers import standalone_redis
+from tests.unit.api_fakes import ListWriter, NeverRunner
 from vidrec.api.errors import MAX_BATCH, ApiError, check_batch_size, parse_query
 from vidrec.api.events import (
     EventIntake,
@@ -96,30 +97,6 @@ def test_far_future_timestamp_is_rejected_naming_ts() -> None:
     (rejection,) = batch.rejections
     assert (rejection.index, rejection.field) == (1, "events[1].ts")
     assert "future" in rejection.detail
-
-
-class ListWriter:
-    """An in-memory EventWriter: keeps what would have been appended."""
-
-    def __init__(self) -> None:
-        self.events: list[EngagementEvent] = []
-        self.videos: list[VideoUpload] = []
-
-    async def append(self, events: Sequence[EngagementEvent]) -> None:
-        self.events.extend(events)
-
-    async def append_video(self, video: VideoUpload) -> None:
-        self.videos.append(video)
-
-
-class NeverRunner:
-    """Bad input must be rejected before the pipeline is touched."""
-
-    async def run(self, surface: Any, ctx: Any) -> list[Any]:
-        raise AssertionError("pipeline ran for a bad request")
-
-    async def fallback(self, surface: Any, ctx: Any) -> list[Any]:
-        raise AssertionError("pipeline ran for a bad request")
 
 
 async def default_table() -> RoutingTable:

@@ -14,6 +14,7 @@ import pytest
 from pydantic import ValidationError
 from starlette.testclient import TestClient
 
+from tests.unit.api_fakes import ListWriter, NeverRunner
 from vidrec.api.body import BodyLimits, json_depth, parse_json, read_body
 from vidrec.api.errors import ApiError, parse_query
 from vidrec.api.events import EventIntake, wall_ms
@@ -43,25 +44,6 @@ EVENT: dict[str, Any] = {"event_id": "e1", "user_id": 3, "video_id": 9, "type": 
 VIDEO: dict[str, Any] = {"video_id": 5, "creator_id": 2, "duration_ms": 9000, "upload_ts": TS}
 JSON_ROUTES = ("/api/v1/events/engagement", "/api/v1/videos")
 LIMITS = BodyLimits(max_bytes=8192, max_depth=8)
-
-
-class ListWriter:
-    def __init__(self) -> None:
-        self.events: list[EngagementEvent] = []
-        self.videos: list[VideoUpload] = []
-
-    async def append(self, events: Sequence[EngagementEvent]) -> None:
-        self.events.extend(events)
-
-    async def append_video(self, video: VideoUpload) -> None:
-        self.videos.append(video)
-
-
-class NeverRunner:
-    async def run(self, surface: Any, ctx: Any) -> list[Any]:
-        raise AssertionError("pipeline ran for a bad request")
-
-    fallback = run
 
 
 async def _table() -> RoutingTable:
