@@ -1,7 +1,7 @@
 """Where cold hydration time goes on Redis Cluster, and whether the bucket count matters.
 
 Starts a real 3-master cluster and a standalone redis-server (the test harness), writes 20,000
-packed video vectors with 8, 16 and 64 hash-tag buckets, and times 500-key reads: the cluster
+packed video vectors with 8, 16, 24 and 64 hash-tag buckets, and times 500-key reads: the cluster
 client's `mget_nonatomic` alone, `FeatureFetcher.video_vectors` (cold and warm LRU) and one
 standalone MGET of the same keys. Run: `.venv/bin/python benchmarks/hydration_profile.py`.
 """
@@ -34,7 +34,7 @@ async def main() -> None:
     ids = list(range(N_IDS))
     rng = np.random.default_rng(0)
     with redis_cluster() as cluster_info, standalone_redis() as standalone_url:
-        for buckets in (8, 16, 64):
+        for buckets in (8, 16, 24, 64):
             c = dataclasses.replace(
                 cfg, features=dataclasses.replace(cfg.features, n_buckets=buckets)
             )

@@ -37,8 +37,8 @@ class FeatureConfig:
     # Redis hash-tag buckets: keys `vf:{b<k>}:<id>`, one slot per bucket, one MGET per bucket
     # on a 500-key read. Fewer buckets = fewer commands (client and server CPU), but a bucket
     # never spans masters: keep several per master. 24 puts exactly 8 on each of 3 masters
-    # (4 on each of 6) with the default slot ranges; 64 cost 2.45x a standalone MGET's time on
-    # a cold read against 2.1x for 24 (docs/benchmarks.md). Writers and readers must agree:
+    # (4 on each of 6) with the default slot ranges (`benchmarks/hydration_profile.py` times
+    # a cold read per bucket count; docs/benchmarks.md). Writers and readers must agree:
     # changing it means materialising the vectors again (`vidrec serve prepare`).
     n_buckets: int = 24
     history_len: int = 20  # recent watches kept per user (two-tower history, cross features)
