@@ -45,7 +45,14 @@ async def _read_replies(conn: Any, n: int) -> list[Any]:
 
 
 class AsyncPools:
-    """``redis.asyncio`` connection pools by node address (``"host:port"``)."""
+    """Idle ``redis.asyncio`` connections by node address (``"host:port"``).
+
+    redis-py's asyncio pool takes a lock, records pool metrics and polls the socket on every
+    checkout, and its ``send_packed_command`` wraps each write in ``wait_for`` (a task); on a
+    read of a millisecond that was a fifth of the client's CPU. The connections here come
+    from redis-py (so AUTH, TLS and the handshake are its own) but are kept in a plain list
+    and written to directly: a read's deadline is the caller's, which cancels it.
+    """
 
     def __init__(self, cfg: RedisConfig) -> None:
         from vidrec.security.redis_conn import connection_kwargs
@@ -53,46 +60,60 @@ class AsyncPools:
         self._scheme = "rediss" if cfg.tls else "redis"
         self._kwargs: dict[str, Any] = {
             "socket_timeout": cfg.socket_timeout_s,
-            "max_connections": cfg.max_concurrency,
             **connection_kwargs(cfg),
         }
-        self._pools: dict[str, redis.asyncio.ConnectionPool] = {}
+        self._max_idle = cfg.max_concurrency
+        self._factories: dict[str, redis.asyncio.ConnectionPool] = {}
+        self._idle: dict[str, list[Any]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def pool(self, address: str) -> redis.asyncio.ConnectionPool:
+    async def _acquire(self, address: str) -> Any:
         loop = asyncio.get_running_loop()
-        if loop is not self._loop:
-            self._pools, self._loop = {}, loop
-        found = self._pools.get(address)
-        if found is None:
+        if loop is not self._loop:  # connections belong to the loop that opened them
+            self._idle, self._loop = {}, loop
+        idle = self._idle.setdefault(address, [])
+        while idle:
+            conn = idle.pop()
+            reader = conn._reader
+            if reader is not None and not reader.at_eof() and not reader._buffer:
+                return conn
+            await conn.disconnect(nowait=True)  # closed by the server, or bytes left over
+        factory = self._factories.get(address)
+        if factory is None:
             url = f"{self._scheme}://{address}/0"
-            found = self._pools[address] = redis.asyncio.ConnectionPool.from_url(
+            factory = self._factories[address] = redis.asyncio.ConnectionPool.from_url(
                 url, **self._kwargs
             )
-        return found
+        conn = factory.make_connection()
+        await conn.connect()
+        return conn
 
     async def exchange(self, sends: Mapping[str, tuple[bytes, int]]) -> dict[str, list[Any]]:
         """Write ``packed`` to each address, then read its ``n`` replies: ``{address: replies}``.
 
         Every node gets its commands before any reply is read, so the nodes work in parallel.
         A connection whose replies were not all read (an error, a cancelled request) is
-        closed, never returned to its pool with replies pending.
+        closed, never kept with replies pending.
         """
-        held: list[tuple[redis.asyncio.ConnectionPool, Any]] = []
+        held: list[tuple[str, Any]] = []
         clean = False
         try:
             for address, (packed, _) in sends.items():
-                pool = self.pool(address)
-                conn = await pool.get_connection()
-                held.append((pool, conn))
-                await conn.send_packed_command(packed, check_health=False)
+                conn = await self._acquire(address)
+                held.append((address, conn))
+                conn._writer.write(packed)
             out = {}
             for (address, (_, n)), (_, conn) in zip(sends.items(), held, strict=True):
+                await conn._writer.drain()
                 out[address] = await _read_replies(conn, n)
             clean = True
             return out
+        except OSError as e:
+            raise redis.ConnectionError(f"Redis read failed: {e}") from e
         finally:
-            for pool, conn in held:
-                if not clean:
+            for address, conn in held:
+                idle = self._idle.get(address)
+                if clean and idle is not None and len(idle) < self._max_idle:
+                    idle.append(conn)
+                else:
                     await conn.disconnect(nowait=True)
-                await pool.release(conn)

@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, Protocol, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Literal, Protocol, TypeVar
 
+import numpy as np
 import redis
 from redis.cluster import RedisCluster
 from redis.exceptions import AskError, RedisClusterException
@@ -26,27 +27,10 @@ from vidrec.contracts.keys import key_for as key_for
 from vidrec.contracts.keys import keys_for as keys_for
 from vidrec.contracts.keys import tag_of_bucket
 from vidrec.features.async_redis import AsyncPools
+from vidrec.features.resp import ClusterRead, mget_command, plan_cluster_read, resp_command
 
 DEFAULT_BUCKETS = FeatureConfig().n_buckets
 T = TypeVar("T")
-
-
-def resp_command(*args: bytes) -> bytes:
-    """One command in the Redis wire protocol (RESP2), ready for ``send_packed_command``."""
-    head = b"*%d\r\n" % len(args)
-    return head + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
-
-
-def _assemble(
-    n: int, plan: Mapping[str, tuple[bytes, list[list[int]]]], replies: Mapping[str, list[Any]]
-) -> list[bytes | None]:
-    """The values in the order of the ids: each MGET reply scattered to its keys' positions."""
-    out: list[bytes | None] = [None] * n
-    for name, (_, groups) in plan.items():
-        for positions, reply in zip(groups, replies[name], strict=True):
-            for p, v in zip(positions, reply, strict=True):
-                out[p] = v
-    return out
 
 
 def _check_lengths(ids: Sequence[int], blobs: Sequence[bytes]) -> None:
@@ -154,7 +138,9 @@ class RedisStore:
             return []
         if self._async is None:
             return await asyncio.to_thread(self.get_many, entity, ids)
-        return await self.aget_keys(keys_for(entity, ids, self.n_buckets))
+        packed = mget_command(entity, np.asarray(ids, dtype=np.int64), self.n_buckets)
+        replies = await self._async.exchange({self._address: (packed, 1)})
+        return list(replies[self._address][0])
 
     async def aget_keys(self, keys: Sequence[str]) -> list[bytes | None]:
         """:meth:`get_keys` on the event loop when built from a config, else in a thread."""
@@ -236,30 +222,15 @@ class RedisClusterStore:
         if self._async is not None:
             plan = self._plan(entity, ids)
             try:
-                replies = await self._async.exchange(
-                    {name: (packed, len(groups)) for name, (packed, groups) in plan.items()}
-                )
-                return _assemble(len(ids), plan, replies)
+                return plan.assemble(await self._async.exchange(plan.commands))
             except (redis.ConnectionError, redis.ResponseError, KeyError):
                 self._routes.clear()
         return await asyncio.to_thread(self.get_many, entity, ids)
 
-    def _plan(self, entity: str, ids: Sequence[int]) -> dict[str, tuple[bytes, list[list[int]]]]:
-        """``{node: (its MGETs as RESP, the positions in ids of each MGET's keys)}``."""
-        n = self.n_buckets
-        by_bucket: dict[int, list[int]] = {}
-        for pos, i in enumerate(ids):
-            by_bucket.setdefault(int(i) % n, []).append(pos)
-        by_node: dict[str, list[tuple[int, list[int]]]] = {}
-        for b, positions in by_bucket.items():
-            by_node.setdefault(self._route(b), []).append((b, positions))
-        return {
-            name: (
-                b"".join(self._mget_command(entity, b, [ids[p] for p in ps]) for b, ps in groups),
-                [ps for _, ps in groups],
-            )
-            for name, groups in by_node.items()
-        }
+    def _plan(self, entity: str, ids: Sequence[int]) -> ClusterRead:
+        """Each node's MGETs (one per bucket) and where their values go."""
+        ids_array = np.asarray(ids, dtype=np.int64)
+        return plan_cluster_read(entity, ids_array, self.n_buckets, self._route)
 
     def _mget_by_node(self, entity: str, ids: Sequence[int]) -> list[bytes | None]:
         """One MGET per bucket, every node's MGETs written at once before any reply is read
@@ -268,10 +239,10 @@ class RedisClusterStore:
         plan = self._plan(entity, ids)
         sent = []
         try:
-            for name, (packed, groups) in plan.items():
+            for name, (packed, k) in plan.commands.items():
                 pool = self._pools[name]
                 conn = pool.get_connection()
-                sent.append((pool, conn, name, len(groups)))
+                sent.append((pool, conn, name, k))
                 conn.send_packed_command([packed])
             replies = {name: [conn.read_response() for _ in range(k)] for _, conn, name, k in sent}
         except BaseException:
@@ -281,18 +252,7 @@ class RedisClusterStore:
         finally:
             for pool, conn, _, _ in sent:
                 pool.release(conn)
-        return _assemble(len(ids), plan, replies)
-
-    @staticmethod
-    def _mget_command(entity: str, bucket: int, ids: list[int]) -> bytes:
-        """``MGET <entity>:{b<bucket>}:<id> ...`` in RESP, one format per key."""
-        prefix = f"{entity}:{tag_of_bucket(bucket)}:".encode()
-        size = len(prefix)
-        parts = [b"*%d\r\n$4\r\nMGET\r\n" % (len(ids) + 1)]
-        for i in ids:
-            digits = b"%d" % i
-            parts.append(b"$%d\r\n%s%s\r\n" % (size + len(digits), prefix, digits))
-        return b"".join(parts)
+        return plan.assemble(replies)
 
     def _route(self, bucket: int) -> str:
         """The name of the node serving ``bucket``'s slot (cached until a fault clears it)."""
