@@ -36,12 +36,15 @@ class VectorLRU:
         self._held = np.zeros(capacity, dtype=bool)
         self._used = np.zeros(capacity, dtype=np.int64)  # tick of each slot's last use
         self._tick = 0
-        self._free: list[int] = list(range(capacity - 1, -1, -1))  # pop() gives slot 0 first
+        # Free slots as a stack: the top ``_n_free`` entries, slot 0 handed out first.
+        self._all_free = np.arange(capacity - 1, -1, -1, dtype=np.int64)
+        self._free = self._all_free.copy()
+        self._n_free = capacity
         self.hits = 0
         self.misses = 0
 
     def __len__(self) -> int:
-        return self.capacity - len(self._free)
+        return self.capacity - self._n_free
 
     @property
     def hit_ratio(self) -> float:
@@ -53,7 +56,8 @@ class VectorLRU:
         held = np.flatnonzero(self._held)
         self._map(self._id_of[held], np.full(held.size, -1, dtype=np.int64))
         self._held[:] = False
-        self._free = list(range(self.capacity - 1, -1, -1))
+        self._free[:] = self._all_free
+        self._n_free = self.capacity
 
     def lookup(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
         """int64 slot per id (-1 = miss); hits become most recently used."""
@@ -81,8 +85,8 @@ class VectorLRU:
             self._tick += 1
             self._used[kept] = self._tick  # the batch's own cached ids are not evicted for it
             self._reserve(new.size, kept.size)
-            given = np.asarray(self._free[-new.size :], dtype=np.int64)
-            del self._free[-new.size :]
+            self._n_free -= new.size
+            given = self._free[self._n_free : self._n_free + new.size].copy()
             self._map(new, given)
             self._id_of[given] = new
             self._held[given] = True
@@ -125,13 +129,14 @@ class VectorLRU:
     def _reserve(self, n: int, keep: int = 0) -> None:
         """Free at least ``n`` slots, least recently used first, sparing the ``keep`` most
         recently used."""
-        short = n - len(self._free)
+        short = n - self._n_free
         if short <= 0:
             return
-        taken_n = self.capacity - len(self._free)
+        taken_n = self.capacity - self._n_free
         k = min(taken_n - keep, max(short, self.capacity // EVICT_FRACTION))
         taken = np.flatnonzero(self._held)
         oldest = taken[np.argpartition(self._used[taken], k - 1)[:k]] if k < taken.size else taken
         self._map(self._id_of[oldest], np.full(oldest.size, -1, dtype=np.int64))
         self._held[oldest] = False
-        self._free.extend(oldest.tolist())
+        self._free[self._n_free : self._n_free + oldest.size] = oldest
+        self._n_free += oldest.size
