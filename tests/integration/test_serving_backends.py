@@ -127,7 +127,22 @@ def test_triton_ranker_client_equals_torch(artefacts: Path) -> None:
 
     async def score(client: TritonRankerClient) -> np.ndarray:
         try:
-            return await client.score(x, "stable")
+            return (await client.score(x, "stable")).heads
+        finally:
+            await client.close()
+
+    def cache(table: RoutingTable) -> RoutingCache:
+        routing = RoutingCache(None, "route", "salt", reader=lambda: table.to_json().encode())  # type: ignore[arg-type]
+        asyncio.run(routing.table())
+        return routing
+
+    async def labels(routing: RoutingCache, asked: list[str]) -> list[str]:
+        client = TritonRankerClient(
+            url, "ranker", 10.0, routing.version_for_variant,
+            answered_variant=routing.answered_variant,
+        )  # fmt: skip
+        try:
+            return [(await client.score(x[:5], a)).variant for a in asked]
         finally:
             await client.close()
 
@@ -135,6 +150,17 @@ def test_triton_ranker_client_equals_torch(artefacts: Path) -> None:
         url = server.grpc_url
         client = TritonRankerClient(url, "ranker", 10.0, lambda variant: "1")
         got = asyncio.run(score(client))
+        # The label is the variant whose version Triton ran (the repository holds version 1).
+        v1 = (VariantRoute("stable", 50, 1), VariantRoute("canary", 50, 2))
+        assert asyncio.run(labels(cache(RoutingTable(v1)), ["stable"])) == ["stable"]
+        # Upstream split: serving asks for no version; whatever ran names the variant.
+        upstream = cache(RoutingTable(v1[::-1], split="upstream"))
+        assert upstream.version_for_variant("canary") == ""
+        assert asyncio.run(labels(upstream, ["unattributed"] * 2)) == ["stable"] * 2
+        v2 = (VariantRoute("stable", 50, 2), VariantRoute("canary", 50, 1))
+        assert asyncio.run(labels(cache(RoutingTable(v2, split="upstream")), ["x"])) == ["canary"]
+        v3 = (VariantRoute("stable", 100, 3),)
+        assert asyncio.run(labels(cache(RoutingTable(v3, split="upstream")), ["x"])) == ["unknown"]
     assert got.shape == (300, 3) and np.abs(got - expected).max() < 1e-4
 
     down = TritonRankerClient(url, "ranker", 2.0, lambda variant: "1")

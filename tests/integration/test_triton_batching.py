@@ -70,8 +70,8 @@ def test_concurrent_requests_are_merged_and_split_back(onnx: Path, tmp_path: Pat
         client = TritonRankerClient(url, "ranker", 10.0, lambda _variant: "")
         try:
             return [
-                list(await asyncio.gather(*(client.score(x, "stable") for x in batches)))
-                for batches in rounds
+                [a.heads for a in await asyncio.gather(*(client.score(x, "stable") for x in b))]
+                for b in rounds
             ]
         finally:
             await client.close()

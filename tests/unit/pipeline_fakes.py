@@ -14,6 +14,7 @@ from vidrec.features.ranker_input import ranker_input_dim
 from vidrec.features.spec import VIDEO_SPEC, user_spec
 from vidrec.pipeline.base import Candidate, DependencyError, UserContext
 from vidrec.pipeline.candidates import Retrieved
+from vidrec.pipeline.clients import RankerAnswer
 from vidrec.pipeline.retrievers import Query
 
 STATIC_DIM = 4
@@ -228,11 +229,11 @@ class MlpRanker:
         self.w1 = rng.normal(scale=0.3, size=(d, 16)).astype(np.float32)
         self.w2 = rng.normal(scale=0.3, size=(16, 3)).astype(np.float32)
 
-    async def score(self, x: np.ndarray, variant: str) -> np.ndarray:
+    async def score(self, x: np.ndarray, variant: str) -> RankerAnswer:
         await self.faults.hit()
         self.batches.append((x.shape[0], variant))
         h = np.maximum(np.nan_to_num(x) @ self.w1, 0)
-        return (1 / (1 + np.exp(-(h @ self.w2)))).astype(np.float32)
+        return RankerAnswer((1 / (1 + np.exp(-(h @ self.w2)))).astype(np.float32), variant)
 
 
 @dataclass

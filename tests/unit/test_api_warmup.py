@@ -18,6 +18,7 @@ from vidrec.config import RankingConfig
 from vidrec.contracts.routing import RoutingTable, VariantRoute
 from vidrec.pipeline import PipelineDeps, PipelineRunner, home_surface, trending_surface
 from vidrec.pipeline.base import DependencyError
+from vidrec.pipeline.clients import RankerAnswer
 from vidrec.pipeline.observer import NullObserver
 
 from .pipeline_fakes import (
@@ -45,7 +46,7 @@ class ColdRanker(MlpRanker):
     calls: int = 0
     variants: list[str] = field(default_factory=list)
 
-    async def score(self, x: np.ndarray, variant: str) -> np.ndarray:
+    async def score(self, x: np.ndarray, variant: str) -> RankerAnswer:
         self.calls += 1
         if self.calls <= self.cold_calls:
             raise DependencyError("timeout", "cold")

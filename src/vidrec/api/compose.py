@@ -82,7 +82,7 @@ def build_api(
     score_ms = s.deadline_ms("scorer/triton_ranker")  # the ranker stage's own deadline
     ranker = TritonRankerClient(
         f"{t.host}:{t.grpc_port}", t.model_name, score_ms / 1000, routing.version_for_variant,
-        breaker=CircuitBreaker.of(s, "ranker"),
+        breaker=CircuitBreaker.of(s, "ranker"), answered_variant=routing.answered_variant,
     )  # fmt: skip
     local: LocalRetrieval | None = None
     if retrieval is None:

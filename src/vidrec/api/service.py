@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from vidrec.api.errors import ApiError, authorise
-from vidrec.contracts.routing import RoutingTable, assign_variant
+from vidrec.contracts.routing import UNATTRIBUTED, RoutingTable, assign_variant
 from vidrec.pipeline.base import Candidate, RequestContext, UnknownVideo
 from vidrec.pipeline.runner import Surface
 from vidrec.schema import (
@@ -137,7 +137,9 @@ class RecommendationService:
         request_id = uuid.uuid4().hex
         # Sticky per user; anonymous requests spread by weight (their key is the request).
         key: int | str = sticky_key if sticky_key is not None else request_id
-        variant = assign_variant(key, await self.routing(), self.salt).name
+        table = await self.routing()
+        # Under an upstream split the ranker's answer names the variant (TritonRankerScorer).
+        variant = UNATTRIBUTED if table.upstream else assign_variant(key, table, self.salt).name
         now_ms = int(self.clock() * 1000)
         return RequestContext(request_id, surface, variant, now_ms, count, **fields)
 

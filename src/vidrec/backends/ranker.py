@@ -3,7 +3,9 @@ per page view.
 
 Batch = the candidate set: Triton's dynamic batcher merges concurrent page views, so the
 client never splits or pads. The request's model variant picks the Triton model version (the
-rollout's routing table), so a canary and the stable model are scored side by side. The
+rollout's routing table), so a canary and the stable model are scored side by side; the
+version Triton reports having run names the variant that answered (under an upstream split,
+KServe or Gateway API, that is the only way serving learns it). The
 request goes out as pre-encoded wire bytes on the process's shared channel to Triton
 (:mod:`vidrec.ranking.triton_client` says why that is the cheap way).
 """
@@ -18,6 +20,7 @@ import numpy as np
 
 from vidrec.config import ServingConfig
 from vidrec.pipeline.base import DependencyError
+from vidrec.pipeline.clients import RankerAnswer
 from vidrec.pipeline.resilience import CircuitBreaker
 from vidrec.ranking.signature import N_HEADS
 from vidrec.ranking.triton_client import (
@@ -40,11 +43,13 @@ class TritonRankerClient:
         timeout_s: float,
         version_for_variant: Callable[[str], str],
         breaker: CircuitBreaker | None = None,
+        answered_variant: Callable[[str, str], str] | None = None,
     ) -> None:
         self.url = url
         self.model_name = model_name
         self.timeout_s = timeout_s
         self.version_for_variant = version_for_variant
+        self.answered_variant = answered_variant or (lambda asked, _version: asked)
         self.breaker = breaker or CircuitBreaker.of(ServingConfig(), "ranker")
         self._channel: AioInferChannel | None = None
 
@@ -54,23 +59,24 @@ class TritonRankerClient:
             self._channel = AioInferChannel(self.url)
         return self._channel.infer
 
-    async def score(self, x: np.ndarray, variant: str) -> np.ndarray:
+    async def score(self, x: np.ndarray, variant: str) -> RankerAnswer:
         check_batch(x, "TritonRankerClient.score")
         if x.shape[0] == 0:
-            return np.zeros((0, N_HEADS), dtype=np.float32)
+            return RankerAnswer(np.zeros((0, N_HEADS), dtype=np.float32), variant)
         version = self.version_for_variant(variant)
         body = encode_request(self.model_name, version, x)
 
-        async def infer() -> np.ndarray:
+        async def infer() -> RankerAnswer:
             try:
                 response = await self._infer()(body, timeout=self.timeout_s)
             except grpc.RpcError as exc:
                 where = f"{self.url} {self.model_name} v{version or 'default'}"
                 raise DependencyError(rpc_reason(exc), f"{where}: {rpc_message(exc)}") from exc
             try:
-                return decode_scores(response, x.shape[0])
+                heads = decode_scores(response, x.shape[0])
             except ValueError as exc:
                 raise DependencyError("error", f"{self.model_name}: {exc}") from exc
+            return RankerAnswer(heads, self.answered_variant(variant, response.model_version))
 
         # A little longer than the RPC's own deadline, so Triton's answer (or its
         # DEADLINE_EXCEEDED) wins the race and the reason is precise.

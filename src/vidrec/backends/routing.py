@@ -25,6 +25,9 @@ from vidrec.contracts.routing import DEFAULT_TABLE, RoutingTable, VariantRoute, 
 from vidrec.pipeline.base import DependencyError
 from vidrec.pipeline.resilience import CircuitBreaker
 
+UNKNOWN_VARIANT = "unknown"
+"""The label of a request answered by a model version no variant of the table names."""
+
 
 def file_reader(path: str | Path) -> Callable[[], bytes | None]:
     """Read a mounted ConfigMap's table; a missing file (no rollout yet) is the default."""
@@ -99,8 +102,32 @@ class RoutingCache:
         return assign_variant(key, await self.table(), self.salt)
 
     def version_for_variant(self, variant: str) -> str:
-        """Triton model version of ``variant`` in the table in force ("" = Triton's default)."""
+        """Triton model version to ask for on behalf of ``variant`` ("" = whichever version the
+        answering replica serves: under an upstream split, and for a variant not in the
+        table)."""
+        if self._table.upstream:
+            return ""
         try:
             return str(self._table.route(variant).model_version)
         except KeyError:
             return ""
+
+    def answered_variant(self, asked: str, version: str) -> str:
+        """The variant to label a request with, from the model ``version`` Triton ran.
+
+        Under a serving split the asked variant's version is what ran (Triton refuses a
+        version it does not hold), unless the table changed in between; under an upstream
+        split the version is all serving knows. A version in no variant is ``unknown``.
+        """
+        table = self._table
+        try:
+            ran = int(version)
+        except ValueError:
+            return asked if not table.upstream else UNKNOWN_VARIANT
+        if not table.upstream:
+            try:
+                if table.route(asked).model_version == ran:
+                    return asked
+            except KeyError:
+                pass
+        return table.variant_of_version(ran) or UNKNOWN_VARIANT

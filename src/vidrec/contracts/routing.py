@@ -6,6 +6,13 @@ key hashes (blake2b of salt + key) to one of 10,000 buckets, and the variants ow
 bucket ranges in table order. So a user keeps their variant while the weights do not change,
 and moving weight between two *neighbouring* variants (a rollout's stable → candidate, which
 the operator keeps adjacent) only moves users between those two.
+
+Where the split happens decides how a request learns its variant. ``split: serving`` (the
+gateway-table routers): serving picks the variant and asks Triton for its version.
+``split: upstream`` (KServe, Gateway API): something between serving and Triton splits the
+traffic, so serving asks for no version and labels each request with the variant whose
+version Triton reports having run (:meth:`RoutingTable.variant_of_version`); the weights in
+such a table only mirror the upstream split.
 """
 
 from __future__ import annotations
@@ -17,6 +24,11 @@ from dataclasses import dataclass
 from typing import Any
 
 N_BUCKETS = 10_000
+SERVING_SPLIT, UPSTREAM_SPLIT = "serving", "upstream"
+SPLITS = (SERVING_SPLIT, UPSTREAM_SPLIT)
+UNATTRIBUTED = "unattributed"
+"""The variant of a request no model answered under an upstream split (a degraded answer):
+nothing says which replica failed it."""
 _BUCKETS_PER_PERCENT = N_BUCKETS // 100
 
 
@@ -49,6 +61,7 @@ class RoutingTable:
 
     variants: tuple[VariantRoute, ...]
     revision: int = 0
+    split: str = SERVING_SPLIT
 
     def __post_init__(self) -> None:
         if not isinstance(self.variants, tuple) or not self.variants:
@@ -66,6 +79,12 @@ class RoutingTable:
             raise ValueError(f"variants.weight_percent: must sum to 100, got {total / 100:g}")
         if isinstance(self.revision, bool) or not isinstance(self.revision, int):
             raise ValueError(f"revision: must be an int, got {self.revision!r}")
+        if self.split not in SPLITS:
+            raise ValueError(f"split: must be one of {SPLITS}, got {self.split!r}")
+
+    @property
+    def upstream(self) -> bool:
+        return self.split == UPSTREAM_SPLIT
 
     def route(self, name: str) -> VariantRoute:
         for r in self.variants:
@@ -73,12 +92,20 @@ class RoutingTable:
                 return r
         raise KeyError(f"variant {name!r} not in routing table")
 
+    def variant_of_version(self, version: int) -> str | None:
+        """The variant whose model version is ``version`` (the first, in table order)."""
+        for r in self.variants:
+            if r.model_version == version:
+                return r.name
+        return None
+
     def to_json(self) -> str:
         routes = [
             {"name": r.name, "weight_percent": r.weight_percent, "model_version": r.model_version}
             for r in self.variants
         ]
-        return json.dumps({"revision": self.revision, "variants": routes}, sort_keys=True)
+        body = {"revision": self.revision, "variants": routes, "split": self.split}
+        return json.dumps(body, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> RoutingTable:
@@ -99,7 +126,9 @@ class RoutingTable:
                 if key not in item:
                     raise ValueError(f"variants[{i}].{key}: missing")
             routes.append(VariantRoute(item["name"], item["weight_percent"], item["model_version"]))
-        return cls(tuple(routes), revision=raw.get("revision", 0))
+        return cls(
+            tuple(routes), revision=raw.get("revision", 0), split=raw.get("split", SERVING_SPLIT)
+        )
 
 
 DEFAULT_TABLE = RoutingTable((VariantRoute("stable", 100, 1),))

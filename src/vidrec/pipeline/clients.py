@@ -12,7 +12,7 @@ Stages receive these injected. Implementations live in ``vidrec.backends``: in-p
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -40,9 +40,15 @@ class FeatureClient(Protocol):
         ...
 
 
+class RankerAnswer(NamedTuple):
+    heads: np.ndarray  # calibrated float32[B, 3], RANKER_HEADS order
+    variant: str  # the variant whose model answered: the label of the request from now on
+
+
 class RankerClient(Protocol):
-    async def score(self, x: np.ndarray, variant: str) -> np.ndarray:
-        """Calibrated ``float32[B, 3]`` (RANKER_HEADS order) for ranker inputs ``x``."""
+    async def score(self, x: np.ndarray, variant: str) -> RankerAnswer:
+        """Scores of ranker inputs ``x`` for a request of ``variant``, and the variant that
+        really answered (an upstream split may send the request elsewhere)."""
         ...
 
 
@@ -55,6 +61,7 @@ __all__ = [
     "FeatureClient",
     "ImpressionSink",
     "Query",
+    "RankerAnswer",
     "RankerClient",
     "RetrievalClient",
     "Retrieved",

@@ -55,7 +55,9 @@ class TritonRanker:
         users = np.broadcast_to(user.vector.astype(np.float32), (n, user.vector.shape[-1]))
         context = context_vectors(ctx.now_ms, [user.device], user.session_depth)
         x = assemble(users, video, np.broadcast_to(context, (n, context.shape[1])), ctx.now_ms)
-        heads = np.asarray(await self.ranker.score(x, ctx.variant), dtype=np.float32)
+        answer = await self.ranker.score(x, ctx.variant)
+        ctx.variant = answer.variant  # what answered labels the request's metrics and effects
+        heads = np.asarray(answer.heads, dtype=np.float32)
         if heads.shape != (n, len(RANKER_HEADS)) or not np.all(np.isfinite(heads)):
             raise DependencyError("error", f"ranker returned {heads.shape} for {n} rows")
         head_scores = np.zeros((len(cands), heads.shape[1]), np.float32)
