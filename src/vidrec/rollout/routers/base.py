@@ -23,6 +23,12 @@ class RouteTarget:
     stable_backend: str = ""  # Gateway API: the stable Service (default <model>-stable)
     candidate_backend: str = ""  # Gateway API: the candidate Service (default <model>-canary)
     mode: str = ""  # KServe: "standard" or "knative"; empty = the InferenceService's annotation
+    # The Triton model versions inside the stable / candidate repositories (0 = not given;
+    # equal to stable / candidate when those are version numbers). Serving labels requests
+    # by the version Triton reports, so an upstream split needs them to attribute traffic.
+    stable_model_version: int = 0
+    candidate_model_version: int = 0
+    labels_configmap: str = ""  # upstream split: where serving reads the labels ("" = Redis)
 
     @property
     def object_name(self) -> str:
