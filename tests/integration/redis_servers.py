@@ -1,5 +1,7 @@
-"""Real Redis servers for tests: a standalone instance or a 3-master cluster on 127.0.0.1.
+"""Real Redis servers for tests: a standalone instance or a cluster on 127.0.0.1.
 
+The cluster is 3 masters without replicas unless a test asks for replicas (the failover
+chaos case: :func:`redis_cluster` with ``replicas_per_master=1`` and a short node timeout).
 Each server runs in a temp dir with persistence off, on a free port, and is killed on exit.
 When ``redis-server`` is not installed the calling test is skipped with the reason (failed
 under CI), and a test that starts one must be marked ``integration`` (``tests/needs.py``).
@@ -8,13 +10,14 @@ under CI), and a test that starts one must be marked ``integration`` (``tests/ne
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
@@ -71,11 +74,15 @@ def _wait_until(check: Callable[[], object], what: str) -> None:
 
 
 @contextmanager
-def _server(workdir: Path, port: int, cluster: bool) -> Iterator[None]:
+def _server(
+    workdir: Path, port: int, cluster: bool, node_timeout_ms: int | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     args = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir)]
     args += ["--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "no"]
     if cluster:
         args += ["--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf"]
+    if node_timeout_ms is not None:
+        args += ["--cluster-node-timeout", str(node_timeout_ms)]
     log = (workdir / f"redis-{port}.log").open("wb")
     proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -90,7 +97,7 @@ def _server(workdir: Path, port: int, cluster: bool) -> Iterator[None]:
 
         _wait_until(up, f"redis-server on port {port}")
         client.close()
-        yield
+        yield proc
     finally:
         proc.terminate()
         try:
@@ -114,29 +121,95 @@ def standalone_redis() -> Iterator[str]:
 
 
 @dataclass(frozen=True)
+class ClusterNode:
+    """One line of ``CLUSTER NODES``: who serves what, as one node sees it."""
+
+    node_id: str
+    port: int
+    flags: frozenset[str]  # myself, master, slave, fail, fail?, ...
+    master_id: str  # "-" for a master
+    slots: tuple[str, ...]  # "0-5460" ranges (masters only)
+
+    @property
+    def is_master(self) -> bool:
+        return "master" in self.flags
+
+    @property
+    def failed(self) -> bool:
+        return "fail" in self.flags
+
+
+def cluster_nodes(port: int) -> list[ClusterNode]:
+    """``CLUSTER NODES`` of the node on ``port``, parsed (the raw text, not redis-py's dict)."""
+    with redis.Redis(host="127.0.0.1", port=port) as client:
+        text = client.execute_command("CLUSTER", "NODES")
+    raw = text.decode() if isinstance(text, bytes) else str(text)
+    out = []
+    for line in raw.strip().splitlines():
+        node_id, address, flags, master, *_rest = line.split()
+        out.append(
+            ClusterNode(
+                node_id=node_id,
+                port=int(address.split("@")[0].rsplit(":", 1)[1]),
+                flags=frozenset(flags.split(",")),
+                master_id=master,
+                slots=tuple(line.split()[8:]),
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
 class RedisClusterInfo:
     url: str  # any one node; redis-py discovers the rest
     ports: tuple[int, ...]
+    processes: Mapping[int, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
 
     @property
     def startup_nodes(self) -> list[tuple[str, int]]:
         return [("127.0.0.1", p) for p in self.ports]
 
+    def kill(self, port: int) -> None:
+        """SIGKILL the node on ``port`` (no shutdown, no last words to its replicas)."""
+        proc = self.processes[port]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=5)
+
+
+def _replicas_synced(ports: tuple[int, ...]) -> bool:
+    """Every replica has finished its first sync with its master (else it cannot fail over)."""
+    for port in ports:
+        with redis.Redis(host="127.0.0.1", port=port) as client:
+            info = client.info("replication")
+        if info["role"] == "slave" and info.get("master_link_status") != "up":
+            return False
+    return True
+
 
 @contextmanager
-def redis_cluster(masters: int = 3) -> Iterator[RedisClusterInfo]:
-    """Yield a fresh cluster of ``masters`` masters (no replicas) once it reports ok."""
+def redis_cluster(
+    masters: int = 3, replicas_per_master: int = 0, node_timeout_ms: int | None = None
+) -> Iterator[RedisClusterInfo]:
+    """Yield a fresh cluster once every node reports ok (and every replica is in sync).
+
+    ``replicas_per_master`` replicas per master (``redis-cli --cluster create
+    --cluster-replicas``); ``node_timeout_ms`` sets ``cluster-node-timeout`` on every node
+    (redis default 15000 ms; a failover test wants ~1000 ms so a failover takes seconds).
+    """
     _require_binaries()
     chosen: set[int] = set()
-    for _ in range(masters):
+    for _ in range(masters * (1 + replicas_per_master)):
         chosen.add(_free_port(chosen))
     ports = tuple(sorted(chosen))
     with tempfile.TemporaryDirectory(prefix="vidrec-redis-cluster-") as tmp, ExitStack() as stack:
-        for port in ports:
-            stack.enter_context(_server(Path(tmp), port, True))
+        processes = {
+            port: stack.enter_context(_server(Path(tmp), port, True, node_timeout_ms))
+            for port in ports
+        }
         nodes = [f"127.0.0.1:{p}" for p in ports]
+        replicas = ["--cluster-replicas", str(replicas_per_master)]
         subprocess.run(
-            [REDIS_CLI, "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
+            [REDIS_CLI, "--cluster", "create", *nodes, *replicas, "--cluster-yes"],
             check=True,
             capture_output=True,
             timeout=START_TIMEOUT_S,
@@ -144,9 +217,10 @@ def redis_cluster(masters: int = 3) -> Iterator[RedisClusterInfo]:
         clients = [redis.Redis(host="127.0.0.1", port=p) for p in ports]
 
         def all_ok() -> bool:
-            return all(c.cluster("info")["cluster_state"] == "ok" for c in clients)
+            ok = all(c.cluster("info")["cluster_state"] == "ok" for c in clients)
+            return ok and _replicas_synced(ports)
 
         _wait_until(all_ok, f"redis cluster on ports {ports}")
         for c in clients:
             c.close()
-        yield RedisClusterInfo(url=f"redis://127.0.0.1:{ports[0]}/0", ports=ports)
+        yield RedisClusterInfo(f"redis://127.0.0.1:{ports[0]}/0", ports, processes)
