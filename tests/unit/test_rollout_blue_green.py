@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import pytest
+import yaml
+
 from tests.unit.test_rollout_engine import FAIL, NODATA, PASS, Sim
-from vidrec.rollout.engine import SetWeights, UnloadStable
-from vidrec.rollout.spec import Phase, RolloutSpec
+from vidrec.rollout.analysis import MetricResult, Verdict
+from vidrec.rollout.engine import (
+    Notify,
+    SetWeights,
+    UnloadCandidate,
+    UnloadStable,
+    analysis_due,
+)
+from vidrec.rollout.spec import BlueGreenStrategy, Phase, RolloutSpec
 
 
 def bg_spec(**blue_green: Any) -> RolloutSpec:
@@ -92,3 +103,80 @@ def test_abort_during_preview() -> None:
     sim = preview(bg_spec())
     sim.tick(10, command="abort")
     assert (sim.phase, sim.weights) == (Phase.ROLLED_BACK, (100, 0))
+
+
+def test_first_preview_analysis_waits_a_full_interval_of_preview_traffic() -> None:
+    """The window a template queries must hold preview traffic only, as a canary step's does."""
+    sim = preview(bg_spec())
+    loaded_at = sim.now
+    assert ("WeightChanged", "Candidate weight 0% → 5%") in [
+        (a.reason, a.message) for a in sim.log if isinstance(a, Notify)
+    ]
+    assert sim.status.last_analysis_at == loaded_at
+    assert not analysis_due(sim.spec, sim.status, loaded_at + 59)
+    assert analysis_due(sim.spec, sim.status, loaded_at + 60)
+
+
+def test_a_dark_preview_says_only_traffic_free_checks_can_pass() -> None:
+    sim = preview(bg_spec(previewWeight=0))
+    assert sim.weights == (100, 0) and "WeightChanged" not in sim.notes()
+    assert "no users on it: only traffic-free checks" in sim.status.message
+    sim.tick(60, NODATA)
+    assert sim.phase is Phase.PROGRESSING and sim.status.inconclusive_checks == 1
+
+
+def test_a_failure_after_a_pass_still_rolls_back_before_promotion() -> None:
+    """Analysis keeps running through the whole preview, not just until its first pass."""
+    sim = preview(bg_spec())
+    sim.tick(60, PASS)
+    assert "auto-promotion in 240s" in sim.status.message
+    d = sim.tick(60, FAIL)
+    assert (sim.phase, sim.weights, sim.status.canary_weight) == (Phase.ROLLED_BACK, (100, 0), 0)
+    assert UnloadCandidate("ranker", "s3://models/ranker/4") in d.actions
+    assert "Promoting" not in sim.notes()
+    assert "latency = 1.8" in sim.status.message
+
+
+EXAMPLES = sorted(
+    (Path(__file__).resolve().parents[2] / "charts" / "vidrec" / "examples").glob(
+        "modelrollout-*.yaml"
+    )
+)
+BLUE_GREEN_EXAMPLES = [
+    p for p in EXAMPLES if "blueGreen" in yaml.safe_load(p.read_text())["spec"]["strategy"]
+]
+
+
+def test_there_is_a_blue_green_example() -> None:
+    assert BLUE_GREEN_EXAMPLES, EXAMPLES
+
+
+@pytest.mark.parametrize("path", BLUE_GREEN_EXAMPLES, ids=lambda p: p.name)
+def test_blue_green_examples_give_their_metric_analysis_preview_users(path: Path) -> None:
+    """Prometheus templates compare the variants, so the preview needs users of its own."""
+    spec = RolloutSpec.from_dict(yaml.safe_load(path.read_text())["spec"])
+    assert isinstance(spec.strategy, BlueGreenStrategy)
+    metric_analysis = spec.strategy.pre_promotion_analysis and any(
+        m.provider == "prometheus" for m in spec.analysis.metrics
+    )
+    assert not metric_analysis or spec.strategy.preview_weight > 0
+
+
+@pytest.mark.parametrize("path", BLUE_GREEN_EXAMPLES, ids=lambda p: p.name)
+def test_blue_green_examples_promote_after_a_passing_preview(path: Path) -> None:
+    spec = RolloutSpec.from_dict(yaml.safe_load(path.read_text())["spec"])
+    assert isinstance(spec.strategy, BlueGreenStrategy)
+    sim = Sim(spec, loaded={spec.stable_version})
+    sim.tick()
+    sim.tick(5)
+    weight = spec.strategy.preview_weight
+    assert (sim.phase, sim.weights) == (Phase.PROGRESSING, (100 - weight, weight))
+    results = tuple(
+        MetricResult(m.name, 1.0, Verdict.PASS, f"{m.name} passed") for m in spec.analysis.metrics
+    )
+    deadline = sim.now + (spec.strategy.auto_promotion_s or 0) + 4 * spec.analysis.interval_s
+    while sim.phase is Phase.PROGRESSING and sim.now < deadline:
+        sim.tick(spec.analysis.interval_s / 2, results)
+    assert sim.phase is Phase.PROMOTING, sim.status.message
+    sim.tick(spec.strategy.scale_down_delay_s)
+    assert (sim.phase, sim.weights) == (Phase.SUCCEEDED, (0, 100))

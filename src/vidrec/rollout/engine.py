@@ -174,6 +174,7 @@ class _Tick:
     def _progressing(self, s: RolloutStatus, resumed: bool) -> RolloutStatus:
         if not self.observed.candidate_ready:
             return self._wait_for_candidate(s)
+        before = s.canary_weight  # taken before start: a blue-green preview moves weight there
         if s.loaded_at is None:
             s = self.strategy.start(s.replace(loaded_at=self.now), self.now)
             self._notify("CandidateLoaded", f"Candidate {self._candidate()} is ready")
@@ -186,7 +187,6 @@ class _Tick:
                    f"({last}). Check the metrics and traffic, then `resume`.")  # fmt: skip
             paused = self._pause(s, PauseReason.INCONCLUSIVE, msg, warning=True)
             return self._hold_weights(paused, *self._weights(paused))
-        before = s.canary_weight
         tick = Tick(self.now, resumed, analysis_gated=bool(self.spec.analysis.metrics))
         s, move = self.strategy.advance(s, tick)
         if s.canary_weight != before:  # a fresh analysis window at the new weight

@@ -1,5 +1,11 @@
 """Blue-green: the candidate runs beside stable in preview (with ``preview_weight`` of the
-users), passes the pre-promotion analysis, then takes all traffic at once."""
+users), passes the pre-promotion analysis, then takes all traffic at once.
+
+The preview's users are the only source of candidate-variant metrics: with
+``preview_weight`` 0 only checks that need no live traffic (a webhook load test against the
+preview) can pass; metric templates comparing the variants stay INCONCLUSIVE and pause. The
+engine starts the first analysis window when the preview weight is set, and keeps analysing
+until promotion, so a failure at any point of the preview rolls back to 100/0."""
 
 from __future__ import annotations
 
@@ -28,8 +34,9 @@ class BlueGreen:
         preview = f"preview: candidate loaded, {status.canary_weight}% of users on it"
         gated = s.pre_promotion_analysis and tick.analysis_gated
         if gated and status.passed_checks < 1:
+            dark = "" if status.canary_weight else " (no users on it: only traffic-free checks)"
             return status.replace(
-                message=f"{preview}; waiting for pre-promotion analysis"
+                message=f"{preview}; waiting for pre-promotion analysis{dark}"
             ), Move.HOLD
         if s.auto_promotion_s is None:
             return status.replace(message=f"{preview}; run `promote` to switch"), Move.HOLD
