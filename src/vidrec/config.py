@@ -90,6 +90,25 @@ class TritonConfig:
     grpc_port: int = 8001
     metrics_port: int = 8002
     model_name: str = "ranker"
+    # The serving client's gRPC target, any gRPC target string: "" = host:grpc_port. One
+    # channel per process balances per request only over the addresses the target resolves
+    # to: in the cluster dns:///<release>-triton-headless.<ns>.svc.cluster.local:8001 (every
+    # ready Triton pod), locally a static "ipv4:127.0.0.1:8001,127.0.0.1:8011".
+    grpc_target: str = ""
+    grpc_lb_policy: str = "round_robin"  # pick_first would pin the process to one address
+    # Floor between DNS re-resolutions; gRPC re-resolves when a connection drops (a pod gone,
+    # or Triton's --grpc-max-connection-age closing it), not on a timer.
+    grpc_dns_min_resolution_ms: int = 5000
+    # A connection silent for keepalive_ms while calls are in flight is pinged; no answer in
+    # keepalive_timeout_ms fails it, so a pod gone without closing its sockets leaves the
+    # rotation (no pings on idle connections: Triton's defaults would refuse them).
+    grpc_keepalive_ms: int = 30000
+    grpc_keepalive_timeout_ms: int = 5000
+
+    @property
+    def ranker_target(self) -> str:
+        """The gRPC target the serving ranker client dials (``grpc_target`` or host:port)."""
+        return self.grpc_target or f"{self.host}:{self.grpc_port}"
 
 
 DEADLINE_OF_KIND = {

@@ -46,6 +46,7 @@ from vidrec.pipeline.surfaces import (
     related_surface,
     trending_surface,
 )
+from vidrec.ranking.triton_client import channel_options
 from vidrec.security.forget import Eraser
 from vidrec.security.guard import Guard
 from vidrec.security.pseudonym import Pseudonymizer
@@ -81,8 +82,9 @@ def build_api(
     t = cfg.triton
     score_ms = s.deadline_ms("scorer/triton_ranker")  # the ranker stage's own deadline
     ranker = TritonRankerClient(
-        f"{t.host}:{t.grpc_port}", t.model_name, score_ms / 1000, routing.version_for_variant,
+        t.ranker_target, t.model_name, score_ms / 1000, routing.version_for_variant,
         breaker=CircuitBreaker.of(s, "ranker"), answered_variant=routing.answered_variant,
+        channel_options=channel_options(t),  # round-robin over every address of the target
     )  # fmt: skip
     local: LocalRetrieval | None = None
     if retrieval is None:

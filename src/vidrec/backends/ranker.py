@@ -25,6 +25,7 @@ from vidrec.pipeline.resilience import CircuitBreaker
 from vidrec.ranking.signature import N_HEADS
 from vidrec.ranking.triton_client import (
     AioInferChannel,
+    ChannelOptions,
     check_batch,
     decode_scores,
     encode_request,
@@ -44,8 +45,10 @@ class TritonRankerClient:
         version_for_variant: Callable[[str], str],
         breaker: CircuitBreaker | None = None,
         answered_variant: Callable[[str, str], str] | None = None,
+        channel_options: ChannelOptions | None = None,
     ) -> None:
-        self.url = url
+        self.url = url  # any gRPC target (TritonConfig.ranker_target)
+        self.channel_options = channel_options
         self.model_name = model_name
         self.timeout_s = timeout_s
         self.version_for_variant = version_for_variant
@@ -56,7 +59,7 @@ class TritonRankerClient:
     def _infer(self) -> Callable[..., Any]:
         # Taken on first use: a grpc.aio channel binds to the running event loop.
         if self._channel is None:
-            self._channel = AioInferChannel(self.url)
+            self._channel = AioInferChannel(self.url, self.channel_options)
         return self._channel.infer
 
     async def score(self, x: np.ndarray, variant: str) -> RankerAnswer:

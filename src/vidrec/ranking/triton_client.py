@@ -14,8 +14,13 @@ What keeps the client cheap (it runs on the request path of every page view):
 - the answer's ``raw_output_contents`` is read in place (``np.frombuffer``, no copy);
 - one gRPC channel per process and URL, shared by every client of that URL (every model,
   version and variant); a ``grpc.aio`` channel belongs to its event loop, so the asyncio
-  channels are shared per (loop, URL). Channels are reference-counted: the last client to
-  close one closes it.
+  channels are shared per (loop, URL, options). Channels are reference-counted: the last
+  client to close one closes it.
+
+The URL is any gRPC target. One channel balances per request over every address its target
+resolves to (``round_robin``, :func:`channel_options`): a ``dns:///`` name of a headless
+Service spreads a pod's requests over all Triton pods, where a ClusterIP Service would pin
+the channel's one connection to whichever pod kube-proxy chose.
 """
 
 from __future__ import annotations
@@ -32,13 +37,18 @@ import grpc
 import numpy as np
 from tritonclient.grpc import service_pb2 as pb
 
+from vidrec.config import TritonConfig
 from vidrec.ranking.signature import N_HEADS, RANKER_INPUT, RANKER_OUTPUT
 
 MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
 MODEL_CONFIG = "/inference.GRPCInferenceService/ModelConfig"
 MODEL_STATISTICS = "/inference.GRPCInferenceService/ModelStatistics"
 # Triton's answers for 1,024 rows are small, but a caller may send more than gRPC's 4 MB.
-CHANNEL_OPTIONS = (("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1))
+ChannelOptions = tuple[tuple[str, int | str], ...]
+CHANNEL_OPTIONS: ChannelOptions = (
+    ("grpc.max_send_message_length", -1),
+    ("grpc.max_receive_message_length", -1),
+)
 _RAW_INPUT_TAG = b"\x3a"  # ModelInferRequest.raw_input_contents: field 7, length-delimited
 
 
@@ -151,22 +161,42 @@ def sync_channel_key(url: str) -> str:
     return url
 
 
+def channel_options(triton: TritonConfig | None = None) -> ChannelOptions:
+    """:data:`CHANNEL_OPTIONS` plus balancing: requests round-robin over every address the
+    target resolves to (pick_first, gRPC's default, would send them all to the first), DNS
+    is re-resolved at most every ``grpc_dns_min_resolution_ms`` when a connection drops, and
+    keepalive pings fail a connection to a pod that vanished without closing it."""
+    t = triton or TritonConfig()
+    return (
+        *CHANNEL_OPTIONS,
+        ("grpc.lb_policy_name", t.grpc_lb_policy),
+        ("grpc.dns_min_time_between_resolutions_ms", t.grpc_dns_min_resolution_ms),
+        ("grpc.keepalive_time_ms", t.grpc_keepalive_ms),
+        ("grpc.keepalive_timeout_ms", t.grpc_keepalive_timeout_ms),
+    )
+
+
 def aio_channel_key(
-    url: str, loop: asyncio.AbstractEventLoop | None = None
-) -> tuple[asyncio.AbstractEventLoop, str]:
-    """(running loop, URL): a ``grpc.aio`` channel only works on the loop it was made on."""
-    return (loop or asyncio.get_running_loop(), url)
+    url: str,
+    loop: asyncio.AbstractEventLoop | None = None,
+    options: ChannelOptions | None = None,
+) -> tuple[asyncio.AbstractEventLoop, str, ChannelOptions]:
+    """(running loop, URL, options): a ``grpc.aio`` channel only works on the loop it was made
+    on, and a channel's options are fixed when it is made."""
+    return (loop or asyncio.get_running_loop(), url, options or channel_options())
 
 
 class AioInferChannel:
-    """The process's shared ``grpc.aio`` channel to ``url`` on the running loop, held by one
-    client until :meth:`close`."""
+    """The process's shared ``grpc.aio`` channel to ``url`` (any gRPC target) on the running
+    loop, held by one client until :meth:`close`; ``options`` default to
+    :func:`channel_options` of the default config."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, options: ChannelOptions | None = None) -> None:
         self.url = url
-        self._key = aio_channel_key(url)
+        self._key = aio_channel_key(url, options=options)
+        opts = self._key[2]
         channel = AIO_CHANNELS.acquire(
-            self._key, lambda: grpc.aio.insecure_channel(url, options=CHANNEL_OPTIONS)
+            self._key, lambda: grpc.aio.insecure_channel(url, options=opts)
         )
         self.infer = _infer_method(channel)
 
