@@ -3,7 +3,9 @@
 The exporter publishes what the serving side and event processor export per ``variant``
 (``vidrec_request_seconds``, ``vidrec_impressions_total``, ``vidrec_clicks_total``) for
 ``stable`` and, unless told otherwise, ``canary``; the test picks the canary's latency and
-CTR. Skips with the reason when ``/usr/bin/prometheus`` is absent.
+CTR. Given a ``share`` (the candidate's fraction of users, e.g. read from the routing table),
+the users are split the way the router says, so a variant with no users has no series.
+Skips with the reason when ``/usr/bin/prometheus`` is absent.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,8 +45,13 @@ class Canary:
 
 
 @contextmanager
-def fake_serving(canary: Canary, per_tick: int = 50) -> Iterator[str]:
-    """Serve the series on a free port, fed every 0.1 s; yield the scrape target."""
+def fake_serving(
+    canary: Canary, per_tick: int = 50, share: Callable[[], float] | None = None
+) -> Iterator[str]:
+    """Serve the series on a free port, fed every 0.1 s; yield the scrape target.
+
+    Without ``share`` both variants get ``per_tick`` users every tick whatever the router
+    says; with it they split ``per_tick`` users by the live share."""
     reg = CollectorRegistry()
     latency = Histogram("vidrec_request_seconds", "", ["endpoint", "variant"],
                         buckets=LATENCY_BUCKETS, registry=reg)  # fmt: skip
@@ -55,13 +62,22 @@ def fake_serving(canary: Canary, per_tick: int = 50) -> Iterator[str]:
         del variants["canary"]
     stop = threading.Event()
 
+    def users() -> dict[str, int]:
+        if share is None:
+            return dict.fromkeys(variants, per_tick)
+        on_canary = round(per_tick * share())
+        return {"stable": per_tick - on_canary, "canary": on_canary}
+
     def feed() -> None:
         while not stop.wait(0.1):
-            for variant, (seconds, ctr) in variants.items():
-                for _ in range(per_tick // 5):
+            for variant, n in users().items():
+                if variant not in variants or n <= 0:
+                    continue  # no users, no series: what serving does for an unused variant
+                seconds, ctr = variants[variant]
+                for _ in range(max(1, n // 5)):
                     latency.labels("home", variant).observe(seconds)
-                impressions.labels(variant).inc(per_tick)
-                clicks.labels(variant).inc(round(per_tick * ctr))
+                impressions.labels(variant).inc(n)
+                clicks.labels(variant).inc(round(n * ctr))
 
     port = free_port()
     server, _ = start_http_server(port, addr="127.0.0.1", registry=reg)
