@@ -25,7 +25,9 @@ from vidrec.rollout.routers import (
     KServeRouter,
     NopRouter,
     RouteTarget,
+    UpstreamSplit,
 )
+from vidrec.rollout.routers.upstream import label_table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 from redis_servers import standalone_redis
@@ -301,3 +303,59 @@ def test_nop_router_and_registry() -> None:
         "nop",
     }
     assert isinstance(ROUTERS["nop"](TARGET), NopRouter)
+
+
+@pytest.mark.integration  # starts a real redis-server
+def test_upstream_split_publishes_the_labels_serving_reads(redis_url: str) -> None:
+    """Under KServe the split is KServe's; the operator mirrors it into an ``upstream`` table
+    whose versions let serving label each answer by the version Triton ran."""
+    target = RouteTarget(
+        model="ranker", stable="s3://m/ranker/3", candidate="s3://m/ranker/4",
+        stable_model_version=3, candidate_model_version=4,
+    )  # fmt: skip
+    api = MergePatchObjects({"spec": {"predictor": {"model": {"storageUri": target.stable}}}})
+    client = redis.Redis.from_url(redis_url)
+    client.delete(KEY)
+    labels = GatewayTableRouter(target, client=client, key=KEY)
+    labels.split = "upstream"
+    router = UpstreamSplit(KServeRouter(target, api=api), labels)
+    cache = RoutingCache(client, KEY, "salt", ttl_s=0)  # type: ignore[arg-type]
+
+    def served() -> tuple[list[tuple[str, float, int]], str]:
+        table = asyncio.run(cache.table())
+        return [(r.name, r.weight_percent, r.model_version) for r in table.variants], table.split
+
+    router.reconcile()
+    assert served() == ([("stable", 100, 3), ("canary", 0, 4)], "upstream")
+    router.set_weights(80, 20)
+    assert api.obj["spec"]["predictor"]["canaryTrafficPercent"] == 20  # KServe moves traffic
+    assert served() == ([("stable", 80, 3), ("canary", 20, 4)], "upstream")
+    # Serving asks for no version and labels by what ran.
+    assert cache.version_for_variant("canary") == ""
+    assert [cache.answered_variant("unattributed", v) for v in ("4", "3", "9")] == [
+        "canary",
+        "stable",
+        "unknown",
+    ]
+    router.set_weights(0, 100)
+    router.finalize()
+    assert served() == ([("stable", 100, 4)], "upstream")  # the promoted version is stable now
+    assert cache.answered_variant("unattributed", "4") == "stable"
+    client.close()
+
+
+@pytest.mark.integration  # the label table's Redis client connects to a real redis-server
+def test_label_table_is_upstream_with_the_triton_versions_of_storage_uris(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VIDREC_REDIS__URL", redis_url)
+    monkeypatch.setenv("VIDREC_REDIS__CLUSTER", "false")
+    target = RouteTarget(
+        model="ranker", stable="s3://m/a", candidate="s3://m/b",
+        stable_model_version=3, candidate_model_version=4,
+    )  # fmt: skip
+    table = label_table(target)  # the Redis routing key, where serving reads by default
+    assert table.split == "upstream"
+    assert (table.stable_version, table.candidate_version) == (3, 4)
+    with pytest.raises(ValueError, match="candidate: must be a Triton model version"):
+        label_table(RouteTarget(model="ranker", stable="3", candidate="s3://m/b"))

@@ -9,12 +9,13 @@ from vidrec.rollout.routers.gateway_api import GatewayAPIRouter
 from vidrec.rollout.routers.gateway_table import GatewayTableConfigMapRouter, GatewayTableRouter
 from vidrec.rollout.routers.kserve import KServeRouter
 from vidrec.rollout.routers.nop import NopRouter
+from vidrec.rollout.routers.upstream import UpstreamSplit, with_labels
 
 ROUTERS: dict[str, Callable[[RouteTarget], TrafficRouter]] = {
     "gateway-table": GatewayTableRouter,
     "gateway-table-configmap": GatewayTableConfigMapRouter,
-    "kserve": KServeRouter,
-    "gateway-api": GatewayAPIRouter,
+    "kserve": with_labels(KServeRouter),  # the split is upstream: serving labels by version
+    "gateway-api": with_labels(GatewayAPIRouter),
     "nop": NopRouter,
 }
 
@@ -27,5 +28,6 @@ __all__ = [
     "NopRouter",
     "RouteTarget",
     "TrafficRouter",
+    "UpstreamSplit",
     "check_weights",
 ]

@@ -18,7 +18,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from vidrec.config import load_config
-from vidrec.contracts.routing import RoutingTable, VariantRoute
+from vidrec.contracts.routing import SERVING_SPLIT, RoutingTable, VariantRoute
 from vidrec.rollout.routers.base import RouteTarget, check_weights, kube_api_client
 from vidrec.security.redis_conn import client as redis_client
 
@@ -27,12 +27,21 @@ CONFIGMAP_KEY = "routing.json"  # the ConfigMap's data key holding the table
 
 
 class _TableRouter:
-    """Routing-table logic over a store that reads and writes the table's JSON text."""
+    """Routing-table logic over a store that reads and writes the table's JSON text.
+
+    ``split`` says who splits the traffic: serving itself (these routers), or something
+    upstream whose weights the table only mirrors so serving can label requests
+    (:mod:`vidrec.rollout.routers.upstream`).
+    """
+
+    split = SERVING_SPLIT
 
     def __init__(self, target: RouteTarget) -> None:
         self.target = target
-        self.stable_version = target.version_number("stable")
-        self.candidate_version = target.version_number("candidate")
+        self.stable_version = target.stable_model_version or target.version_number("stable")
+        self.candidate_version = target.candidate_model_version or target.version_number(
+            "candidate"
+        )
 
     def _read(self) -> str | bytes | None:
         raise NotImplementedError
@@ -47,7 +56,7 @@ class _TableRouter:
     def _put(self, routes: tuple[VariantRoute, ...]) -> None:
         current = self.table()
         revision = 0 if current is None else current.revision + 1
-        self._write(RoutingTable(routes, revision=revision).to_json())
+        self._write(RoutingTable(routes, revision=revision, split=self.split).to_json())
 
     def reconcile(self) -> None:
         """Write a 100/0 table for this rollout unless one with both variants is there."""
