@@ -5,6 +5,7 @@ one URL shares one channel until the last one closes."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import grpc
 import numpy as np
@@ -14,12 +15,14 @@ from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc._utils import _get_inference_request
 
 from vidrec.backends.ranker import TritonRankerClient
+from vidrec.config import TritonConfig, load_config
 from vidrec.ranking.triton_client import (
     AIO_CHANNELS,
     SYNC_CHANNELS,
     InferenceCounts,
     TritonRanker,
     aio_channel_key,
+    channel_options,
     decode_scores,
     encode_request,
     rpc_reason,
@@ -140,3 +143,47 @@ def test_inference_counts_subtract_to_a_window_and_add_up() -> None:
     assert InferenceCounts() + window + start == InferenceCounts(
         26, 9, 1_200, ((100, 5), (200, 2), (300, 2))
     )
+
+
+def test_ranker_target_defaults_to_host_port_and_the_environment_replaces_it() -> None:
+    assert TritonConfig().ranker_target == "127.0.0.1:8001"
+    moved = load_config({"VIDREC_TRITON__HOST": "triton", "VIDREC_TRITON__GRPC_PORT": "9001"})
+    assert moved.triton.ranker_target == "triton:9001"
+    target = "dns:///vidrec-triton-headless.vidrec.svc.cluster.local:8001"
+    cfg = load_config({"VIDREC_TRITON__GRPC_TARGET": target, "VIDREC_TRITON__HOST": "triton"})
+    assert cfg.triton.ranker_target == target
+
+
+def test_channel_options_balance_per_request_and_follow_the_config() -> None:
+    opts = dict(channel_options())
+    assert opts["grpc.lb_policy_name"] == "round_robin"
+    assert opts["grpc.max_receive_message_length"] == -1
+    cfg = load_config(
+        {
+            "VIDREC_TRITON__GRPC_DNS_MIN_RESOLUTION_MS": "1000",
+            "VIDREC_TRITON__GRPC_KEEPALIVE_MS": "7",
+        }
+    )
+    opts = dict(channel_options(cfg.triton))
+    assert opts["grpc.dns_min_time_between_resolutions_ms"] == 1000
+    assert opts["grpc.keepalive_time_ms"] == 7
+
+
+def test_clients_with_other_channel_options_get_their_own_channel() -> None:
+    """A channel's options are fixed when it is made: sharing it would drop the others'."""
+    pinned = channel_options(dataclasses.replace(TritonConfig(), grpc_lb_policy="pick_first"))
+
+    async def session() -> tuple[int, int]:
+        clients = [TritonRankerClient(URL, "ranker", 1.0, lambda _: "") for _ in range(2)]
+        clients.append(TritonRankerClient(URL, "ranker", 1.0, lambda _: "", channel_options=pinned))
+        for c in clients:
+            c._infer()  # takes the channel
+        try:
+            return AIO_CHANNELS.users(aio_channel_key(URL)), AIO_CHANNELS.users(
+                aio_channel_key(URL, options=pinned)
+            )
+        finally:
+            for client in clients:
+                await client.close()
+
+    assert asyncio.run(session()) == (2, 1)
