@@ -41,10 +41,8 @@ def _spec(spec: kopf.Spec) -> RolloutSpec:
 
 
 def _deps(memo: kopf.Memo, rollout: RolloutSpec, namespace: str) -> op.Deps:
-    if memo.get("deps") is None:
-        memo["deps"] = op.build_deps(rollout, namespace, SETTINGS)
-    deps: op.Deps = memo["deps"]
-    return deps
+    """The object's deps, rebuilt when its router, providers, model or versions change."""
+    return op.cached_deps(memo, rollout, namespace, SETTINGS)
 
 
 def _advance(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, command: str | None) -> None:

@@ -11,8 +11,10 @@ same decision. The kopf handlers in ``operators/rollout`` stay thin: they call t
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -21,7 +23,13 @@ from vidrec.rollout import engine
 from vidrec.rollout.analysis import MetricResult, Placeholders, evaluate, queries_for
 from vidrec.rollout.engine import Action, Notify, Observed
 from vidrec.rollout.notify import Notifier, NullNotifier, notifier_for
-from vidrec.rollout.providers import PROVIDERS, MetricProvider, NoData, ProviderError
+from vidrec.rollout.providers import (
+    PROVIDERS,
+    MetricProvider,
+    NoData,
+    ProviderError,
+    WebhookProvider,
+)
 from vidrec.rollout.routers import ROUTERS, RouteTarget, TrafficRouter
 from vidrec.rollout.spec import MetricSpec, RolloutSpec, RolloutStatus
 
@@ -82,7 +90,7 @@ class OperatorSettings:
 
 @dataclass
 class Deps:
-    """What one rollout talks to; built once per object (kopf's ``memo``)."""
+    """What one rollout talks to; built per object and spec (:func:`cached_deps`)."""
 
     router: TrafficRouter
     providers: Mapping[str, MetricProvider]
@@ -101,11 +109,13 @@ def build_deps(spec: RolloutSpec, namespace: str, settings: OperatorSettings) ->
         stable_backend=str(params.get("stableBackend", "")),
         candidate_backend=str(params.get("candidateBackend", "")),
         mode=str(params.get("mode", "")),
+        stable_model_version=spec.model_version("stable"),
+        candidate_model_version=spec.model_version("candidate"),
     )
     if spec.traffic_router.type not in ROUTERS:
         known = sorted(ROUTERS)
         raise ValueError(f"spec.trafficRouter.type: unknown {spec.traffic_router.type!r} {known}")
-    providers = {"prometheus": PROVIDERS["prometheus"](settings.prometheus_url)}  # type: ignore[call-arg]
+    providers = build_providers(spec, settings)
     models: Models = ExternalModels()
     if settings.triton_url:
         from vidrec.rollout.triton_control import TritonModels
@@ -114,6 +124,65 @@ def build_deps(spec: RolloutSpec, namespace: str, settings: OperatorSettings) ->
     router = ROUTERS[spec.traffic_router.type](target)
     _guard("trafficRouter.reconcile", router.reconcile)
     return Deps(router, providers, models)
+
+
+def build_providers(spec: RolloutSpec, settings: OperatorSettings) -> dict[str, MetricProvider]:
+    """One provider per distinct provider spec (``MetricSpec.provider_key``): Prometheus
+    from the settings, each webhook from its metric's ``webhook`` block."""
+    providers: dict[str, MetricProvider] = {
+        "prometheus": PROVIDERS["prometheus"](settings.prometheus_url)  # type: ignore[call-arg]
+    }
+    for metric in spec.analysis.metrics:
+        hook = metric.webhook
+        if hook is not None and metric.provider_key not in providers:
+            providers[metric.provider_key] = WebhookProvider(
+                hook.url, payload=hook.payload, timeout_s=hook.timeout_s
+            )
+    return providers
+
+
+def deps_key(spec: RolloutSpec, namespace: str) -> str:
+    """What the deps are built from (model, versions, router, metric providers), hashed:
+    a spec edit that changes any of it must rebuild them, and nothing else should."""
+    parts = {
+        "namespace": namespace,
+        "model": spec.model,
+        "versions": [spec.stable_version, spec.candidate_version],
+        "router": [spec.traffic_router.type, spec.traffic_router.params],
+        "providers": sorted({m.provider_key for m in spec.analysis.metrics}),
+    }
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def cached_deps(
+    cache: MutableMapping[str, Any],
+    spec: RolloutSpec,
+    namespace: str,
+    settings: OperatorSettings,
+    build: Callable[[RolloutSpec, str, OperatorSettings], Deps] = build_deps,
+) -> Deps:
+    """``cache``'s deps (kopf's per-object ``memo``) while :func:`deps_key` is unchanged;
+    else new ones, so an edited ``spec.trafficRouter`` takes effect on the next tick. The old
+    router's object is left as it is (the new router is reconciled to the status's weights).
+    """
+    key = deps_key(spec, namespace)
+    old: Deps | None = cache.get("deps")
+    if old is not None and cache.get("deps_key") == key:
+        return old
+    deps = build(spec, namespace, settings)
+    if old is not None:
+        close_providers(old)
+    cache["deps"], cache["deps_key"] = deps, key
+    return deps
+
+
+def close_providers(deps: Deps) -> None:
+    """Release the providers' HTTP clients (deps being replaced or dropped)."""
+    for provider in deps.providers.values():
+        close = getattr(provider, "close", None)
+        if callable(close):
+            close()
 
 
 @dataclass(frozen=True)
@@ -155,9 +224,9 @@ def measure(
     metric: MetricSpec, spec: RolloutSpec, providers: Mapping[str, MetricProvider]
 ) -> MetricResult:
     """One analysis run of one metric: every query through its provider; no data → None."""
-    if metric.provider not in providers:
+    if metric.provider_key not in providers:
         raise ValueError(f"spec.analysis.metrics[{metric.name}].provider: no {metric.provider!r}")
-    provider = providers[metric.provider]
+    provider = providers[metric.provider_key]
     p = Placeholders.of(spec.model, STABLE_VARIANT, CANDIDATE_VARIANT, spec.analysis.interval_s)
     queries = queries_for(metric, p)
     values = {key: _query(provider, metric.name, q) for key, q in queries.items()}

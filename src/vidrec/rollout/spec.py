@@ -37,12 +37,14 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from vidrec.errors import InputError
 from vidrec.rollout.analysis import TEMPLATES, Threshold, Verdict
@@ -105,8 +107,26 @@ Strategy = CanaryStrategy | BlueGreenStrategy
 
 
 @dataclass(frozen=True)
+class WebhookSpec:
+    """Where a ``provider: webhook`` check POSTs (Flagger-style: a 2xx answer passes)."""
+
+    url: str
+    timeout_s: float = 60.0  # past this the run is INCONCLUSIVE (a slow load test pauses)
+    payload: Mapping[str, Any] = field(default_factory=dict)  # the JSON body, as written
+
+    def key(self) -> str:
+        """Canonical text of the spec: metrics with equal hooks share one provider."""
+        return json.dumps(
+            {"url": self.url, "timeout": self.timeout_s, "payload": self.payload},
+            sort_keys=True,
+            default=str,
+        )
+
+
+@dataclass(frozen=True)
 class MetricSpec:
-    """One analysis metric: a built-in ``template`` or a raw ``query`` (exactly one)."""
+    """One analysis metric: a built-in ``template`` or a raw ``query`` (exactly one), or a
+    ``webhook`` check (its optional ``query`` is rendered and posted with the payload)."""
 
     name: str
     provider: str = "prometheus"
@@ -115,10 +135,16 @@ class MetricSpec:
     threshold_max: float | None = None
     threshold_min: float | None = None
     min_samples: int = 0  # templates that count samples: below this the run is INCONCLUSIVE
+    webhook: WebhookSpec | None = None  # provider "webhook" only
 
     @property
     def threshold(self) -> Threshold:
         return Threshold(min=self.threshold_min, max=self.threshold_max)
+
+    @property
+    def provider_key(self) -> str:
+        """Which built provider answers this metric (``Deps.providers`` is keyed by it)."""
+        return f"webhook {self.webhook.key()}" if self.webhook is not None else self.provider
 
 
 @dataclass(frozen=True)
@@ -155,7 +181,7 @@ class RolloutSpec:
         candidate = _version(d.get("candidateVersion"), f"{where}.candidateVersion")
         if stable == candidate:
             raise SpecError(f"{where}.candidateVersion", f"must differ from stableVersion {stable}")
-        return cls(
+        spec = cls(
             model=_name(d.get("model"), f"{where}.model"),
             stable_version=stable,
             candidate_version=candidate,
@@ -168,6 +194,17 @@ class RolloutSpec:
                 d.get("progressDeadlineSeconds", 600), f"{where}.progressDeadlineSeconds"
             ),
         )
+        _router_fits(spec, f"{where}.trafficRouter")
+        return spec
+
+    def model_version(self, which: str) -> int:
+        """The Triton version inside the ``stable``/``candidate`` side: the version itself
+        when it is a number, else ``params.<which>ModelVersion``, else 0 (not known)."""
+        raw: str = getattr(self, f"{which}_version")
+        given = self.traffic_router.params.get(f"{which}ModelVersion")
+        if raw.isdigit():
+            return int(raw)
+        return given if isinstance(given, int) and not isinstance(given, bool) else 0
 
 
 _SPEC_KEYS = frozenset(
@@ -310,16 +347,58 @@ def _strategy(raw: Any, where: str) -> Strategy:
 
 
 _METRIC_KEYS = frozenset(
-    {"name", "provider", "template", "query", "thresholdMax", "thresholdMin", "minSamples"}
-)
+    {"name", "provider", "template", "query", "thresholdMax", "thresholdMin", "minSamples",
+     "webhook"}
+)  # fmt: skip
+_PROVIDER_NAMES = ("prometheus", "webhook")  # vidrec.rollout.providers.PROVIDERS
+
+
+def _webhook(raw: Any, where: str) -> WebhookSpec:
+    if raw is None:
+        raise SpecError(f"{where}.url", "required for provider: webhook (the hook's http(s) URL)")
+    d = _obj(raw, where)
+    _known(d, where, frozenset({"url", "timeout", "payload"}))
+    url = d.get("url")
+    try:
+        parts = urlsplit(url) if isinstance(url, str) else None
+    except ValueError:
+        parts = None
+    if (
+        not isinstance(url, str)
+        or parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+    ):
+        raise SpecError(f"{where}.url", f"must be an http(s) URL with a host, got {url!r}")
+    timeout = parse_duration(d.get("timeout", 60), f"{where}.timeout")
+    if timeout <= 0:
+        raise SpecError(f"{where}.timeout", "must be > 0")
+    payload = _obj(d.get("payload", {}), f"{where}.payload")
+    return WebhookSpec(url=url, timeout_s=timeout, payload=payload)
 
 
 def _metric(raw: Any, where: str) -> MetricSpec:
     d = _obj(raw, where)
     _known(d, where, _METRIC_KEYS)
+    provider = _name(d.get("provider", "prometheus"), f"{where}.provider")
+    if provider not in _PROVIDER_NAMES:
+        raise SpecError(
+            f"{where}.provider", f"unknown provider {provider!r} {list(_PROVIDER_NAMES)}"
+        )
     template, query = d.get("template"), d.get("query")
-    if (template is None) == (query is None):
-        raise SpecError(where, "must have exactly one of template, query")
+    hook: WebhookSpec | None = None
+    if provider == "webhook":
+        if template is not None:
+            raise SpecError(
+                f"{where}.template", "a webhook check has no template (its hook decides; a query "
+                "is optional and posted with the payload)",
+            )  # fmt: skip
+        hook = _webhook(d.get("webhook"), f"{where}.webhook")
+    else:
+        if "webhook" in d:
+            raise SpecError(f"{where}.webhook", f"only for provider: webhook, not {provider!r}")
+        if (template is None) == (query is None):
+            raise SpecError(where, "must have exactly one of template, query")
     if template is not None and template not in TEMPLATES:
         raise SpecError(f"{where}.template", f"unknown template {template!r} ({sorted(TEMPLATES)})")
     if query is not None and (not isinstance(query, str) or not query.strip()):
@@ -328,6 +407,8 @@ def _metric(raw: Any, where: str) -> MetricSpec:
     hi = _number(d.get("thresholdMax"), f"{where}.thresholdMax")
     if template is not None and lo is None and hi is None:
         lo, hi = TEMPLATES[template].threshold.min, TEMPLATES[template].threshold.max
+    if hook is not None and lo is None and hi is None:
+        lo = 1.0  # the provider answers 1.0 for a 2xx, 0.0 otherwise
     if lo is None and hi is None:
         raise SpecError(where, "needs thresholdMax and/or thresholdMin")
     if lo is not None and hi is not None and lo > hi:
@@ -335,12 +416,13 @@ def _metric(raw: Any, where: str) -> MetricSpec:
     default_n = TEMPLATES[template].min_samples if template is not None else 0
     return MetricSpec(
         name=_name(d.get("name"), f"{where}.name"),
-        provider=_name(d.get("provider", "prometheus"), f"{where}.provider"),
+        provider=provider,
         template=template,
         query=query,
         threshold_max=hi,
         threshold_min=lo,
         min_samples=_int(d.get("minSamples", default_n), f"{where}.minSamples", 0),
+        webhook=hook,
     )
 
 
@@ -372,6 +454,56 @@ def _router(raw: Any, where: str) -> RouterSpec:
     _known(d, where, frozenset({"type", "params"}))
     params = _obj(d.get("params", {}), f"{where}.params")
     return RouterSpec(type=_name(d.get("type", "gateway-table"), f"{where}.type"), params=params)
+
+
+UPSTREAM_SPLIT_ROUTERS = frozenset({"kserve", "gateway-api"})  # the split is before Triton
+
+
+def _router_fits(spec: RolloutSpec, where: str) -> None:
+    """Reject routers that cannot give per-variant metrics the candidate data they judge.
+
+    Webhook checks bring their own traffic (a load test), so they fit every router.
+    """
+    router, params = spec.traffic_router, spec.traffic_router.params
+    variant_metrics = [m.name for m in spec.analysis.metrics if m.webhook is None]
+    if router.type == "nop" and variant_metrics:
+        raise SpecError(
+            f"{where}.type",
+            f"nop moves no traffic, so no user reaches the candidate and {variant_metrics} "
+            "would never see candidate data (the rollout could only pause); use a router "
+            "that moves traffic, or only provider: webhook checks",
+        )
+    for which in ("stable", "candidate"):
+        key = f"{which}ModelVersion"
+        if key not in params:
+            continue
+        given = _int(params[key], f"{where}.params.{key}", 1)
+        raw: str = getattr(spec, f"{which}_version")
+        if raw.isdigit() and int(raw) != given:
+            raise SpecError(
+                f"{where}.params.{key}",
+                f"must equal {which}Version {raw} when that is a Triton version, got {given}",
+            )
+    if router.type not in UPSTREAM_SPLIT_ROUTERS or not variant_metrics:
+        return
+    why = (
+        f"under {router.type} the split happens before Triton, so serving labels each "
+        "request with the variant whose Triton model version answered; without it "
+        f"{variant_metrics} cannot tell the variants apart"
+    )
+    for which in ("stable", "candidate"):
+        if not spec.model_version(which):
+            raw = getattr(spec, f"{which}_version")
+            raise SpecError(
+                f"{where}.params.{which}ModelVersion",
+                f"required (an int >= 1, the Triton version inside {raw!r}): {why}",
+            )
+    if spec.model_version("stable") == spec.model_version("candidate"):
+        raise SpecError(
+            f"{where}.params.candidateModelVersion",
+            f"must differ from the stable side's Triton version "
+            f"{spec.model_version('stable')}: {why}",
+        )
 
 
 # --- status -------------------------------------------------------------------------------
