@@ -13,6 +13,11 @@
   percentage, ``get_weights`` prefers ``status.canaryStatuses``, and ``finalize`` promotes the
   way KServe documents it (the predictor takes the canary's name and URI, so the canary's
   pods become the predictor's without a restart) or simply drops the entry after a rollback.
+  The entry is written so that KServe v0.20's CRD schema and webhook accept it (both checked
+  offline against the vendored upstream CRD by ``tests/unit/test_router_schemas.py``): the
+  canary's name starts with a letter, its ``model`` carries the container ``name`` the CRD
+  requires there (KServe's own ``kserve-container``), and it drops the autoscaling fields the
+  webhook forbids on a canary (it runs fixed replicas).
 
 The mode comes from ``trafficRouter.params.mode`` or else the InferenceService's
 ``serving.kserve.io/deploymentMode`` annotation. Requests go through ``kserve.KServeClient``
@@ -67,13 +72,23 @@ class KServeSdkObjects:
         return patched
 
 
+# The container name KServe gives the model's container (constants.InferenceServiceContainerName).
+MODEL_CONTAINER = "kserve-container"
+# Predictor fields KServe's webhook rejects on a canary, which runs fixed replicas
+# (validateCanarySpecs in pkg/apis/serving/v1beta1/inference_service_validation.go, v0.20).
+CANARY_FORBIDDEN = ("maxReplicas", "scaleTarget", "scaleMetric", "autoScaling")
+
+
 def canary_name(candidate: str) -> str:
-    """A DNS-1123 label for the canary predictor, stable for one candidate version."""
+    """The canary predictor's name, stable for one candidate version: KServe's CRD pattern
+    ``^[a-z]([-a-z0-9]*[a-z0-9])?$``, so a URI whose last segment starts with a digit (``.../4``)
+    gets a ``v`` in front; names that already fit are unchanged (in-flight rollouts keep theirs)."""
     if candidate.isdigit():
         return f"v{candidate}"
     tail = re.sub(r"[^a-z0-9-]+", "-", candidate.lower().rstrip("/").rsplit("/", 1)[-1])
     digest = hashlib.sha1(candidate.encode()).hexdigest()[:8]
-    return f"{tail.strip('-')[:40]}-{digest}".strip("-")
+    name = f"{tail.strip('-')[:40]}-{digest}".strip("-")
+    return name if name[0].isalpha() else f"v{name}"
 
 
 class KServeRouter:
@@ -137,11 +152,30 @@ class KServeRouter:
             return
         others, ours = self._canaries(isvc)
         if ours is None:
-            candidate = copy.deepcopy(predictor)
-            candidate.pop("canaryTrafficPercent", None)
-            candidate["name"] = self.canary
-            candidate.setdefault("model", {})["storageUri"] = self.target.candidate
-            self._patch_spec({"canary": [*others, {"predictor": candidate, "trafficPercent": 0}]})
+            self._patch_spec(
+                {"canary": [*others, {"predictor": self._canary(predictor), "trafficPercent": 0}]}
+            )
+
+    def _canary(self, predictor: dict[str, Any]) -> dict[str, Any]:
+        """Our canary predictor: the stable one on the candidate's URI, as KServe accepts it."""
+        model = predictor.get("model") or {}
+        if not (model.get("modelFormat") or {}).get("name"):
+            raise ValueError(
+                f"InferenceService {self.target.object_name}: spec.predictor.model.modelFormat is"
+                " missing; a spec.canary[] entry must have one (KServe's CRD requires it)"
+            )
+        if "workerSpec" in predictor:
+            raise ValueError(
+                f"InferenceService {self.target.object_name}: spec.predictor.workerSpec is set;"
+                " KServe does not support canaries of multi-node predictors"
+            )
+        candidate = copy.deepcopy(predictor)
+        for key in ("canaryTrafficPercent", *CANARY_FORBIDDEN):
+            candidate.pop(key, None)
+        candidate["name"] = self.canary
+        candidate["model"].setdefault("name", MODEL_CONTAINER)
+        candidate["model"]["storageUri"] = self.target.candidate
+        return candidate
 
     def set_weights(self, stable: int, candidate: int) -> None:
         check_weights(stable, candidate)
