@@ -490,7 +490,7 @@ def test_network_policies_default_deny_and_open_only_service_ports() -> None:
 def test_bundled_or_external_redis() -> None:
     docs = rendered("default")
     sts = find(docs, "StatefulSet", "vidrec-redis")
-    assert sts["spec"]["replicas"] == 3
+    assert sts["spec"]["replicas"] == 6  # 3 masters, 1 replica each (test_redis_replicas.py)
     assert "--cluster-enabled yes" in sts["spec"]["template"]["spec"]["containers"][0]["args"][0]
     find(docs, "Job", "vidrec-redis-cluster-init")
     ext = render_with("redis.mode=external", "redis.external.url=redis://cache.example:6379/0")
