@@ -317,6 +317,9 @@ class RolloutConfig:
     tick_s: float = 5.0
     prometheus_url: str = ""  # "" → the local stack's Prometheus (stack.prometheus_port)
     triton_url: str = ""  # "" → model versions are managed elsewhere (e.g. KServe)
+    # [namespace/]Service whose every ready endpoint gets the versions (EndpointSlices); wins
+    # over triton_url, which reaches one pod per request. A bare name: the rollout's namespace.
+    triton_service: str = ""
     metrics_port: int = 9470  # the operator's own /metrics (vidrec_rollout_*); 0 = off
     # Transitions also go to a chat webhook ("slack" / "webhook": {"text": ...}); "" = Events only.
     notifier: str = ""

@@ -74,6 +74,7 @@ class OperatorSettings:
     triton_url: str = ""  # "" → versions are managed elsewhere (ExternalModels)
     metrics_port: int = 0  # the operator's /metrics (vidrec_rollout_*); 0 = not served
     notifier: Notifier = field(default_factory=NullNotifier)  # transitions besides Events
+    triton_service: str = ""  # [ns/]Service: versions on its every endpoint (TritonFleet)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -85,7 +86,12 @@ class OperatorSettings:
         if not 0 <= r.metrics_port <= 65535:
             raise ValueError(f"VIDREC_ROLLOUT__METRICS_PORT: not a port, got {r.metrics_port}")
         notifier = notifier_for(r.notifier, {"url": r.notifier_url}) if r.notifier else None
-        return cls(r.tick_s, prometheus, r.triton_url, r.metrics_port, notifier or NullNotifier())
+        if r.triton_service:  # a bad name fails the operator's start, not every rollout
+            from vidrec.rollout.triton_fleet import parse_service
+
+            parse_service(r.triton_service)
+        return cls(r.tick_s, prometheus, r.triton_url, r.metrics_port,
+                   notifier or NullNotifier(), r.triton_service)  # fmt: skip
 
 
 @dataclass
@@ -98,7 +104,8 @@ class Deps:
 
 
 def build_deps(spec: RolloutSpec, namespace: str, settings: OperatorSettings) -> Deps:
-    """Router and providers from the registries; Triton only when a URL is configured."""
+    """Router and providers from the registries; Triton when a Service or URL is configured
+    (:func:`~vidrec.rollout.triton_fleet.models_for`)."""
     params = spec.traffic_router.params
     target = RouteTarget(
         model=spec.model,
@@ -116,11 +123,9 @@ def build_deps(spec: RolloutSpec, namespace: str, settings: OperatorSettings) ->
         known = sorted(ROUTERS)
         raise ValueError(f"spec.trafficRouter.type: unknown {spec.traffic_router.type!r} {known}")
     providers = build_providers(spec, settings)
-    models: Models = ExternalModels()
-    if settings.triton_url:
-        from vidrec.rollout.triton_control import TritonModels
+    from vidrec.rollout.triton_fleet import models_for
 
-        models = TritonModels(settings.triton_url, spec.model)
+    models = models_for(settings, spec.model, namespace)
     router = ROUTERS[spec.traffic_router.type](target)
     _guard("trafficRouter.reconcile", router.reconcile)
     return Deps(router, providers, models)
