@@ -244,9 +244,10 @@ def test_a_canary_model_without_a_container_name_is_rejected_so_the_router_sets_
     store = isvc_store(isvc("Standard"))
     target = RouteTarget(model="ranker", stable=STABLE_URI, candidate=CANDIDATE_URI)
     router = KServeRouter(target, api=store)
-    entry = {"predictor": router._canary(PREDICTOR), "trafficPercent": 0}
-    assert entry["predictor"]["model"]["name"] == MODEL_CONTAINER
-    del entry["predictor"]["model"]["name"]
+    predictor = router._canary(PREDICTOR)
+    assert predictor["model"]["name"] == MODEL_CONTAINER
+    del predictor["model"]["name"]
+    entry = {"predictor": predictor, "trafficPercent": 0}
     with pytest.raises(Invalid, match=r"canary/0/predictor/model: 'name' is a required property"):
         store.patch_namespaced_custom_object(
             kserve.GROUP,
