@@ -1,8 +1,10 @@
 """One ranker channel spread over TWO REAL tritonservers, judged by each server's own
 statistics: the client given a two-address target (as the headless Service's DNS answer
 gives it in the cluster) sends its requests to both, where gRPC's default pick_first would
-send every one to a single server; and when one server stops, requests keep succeeding on
-the other (round_robin drops the dead address from its rotation)."""
+send every one to a single server; connections Triton closes at their maximum age (the
+chart's flag, how clients come to re-resolve the headless Service) cost no request; and when
+one server stops, requests keep succeeding on the other (round_robin drops the dead address
+from its rotation)."""
 
 from __future__ import annotations
 
@@ -33,19 +35,25 @@ torch.set_num_threads(1)
 D = 24
 ROWS = 16
 N_REQUESTS = 40
+MAX_AGE_MS = 1000  # the chart's triton.grpcMaxConnectionAgeMs, shortened
 
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[TritonProcess]]:
-    """Two servers over one model repository (one instance each: 2 CPUs are shared)."""
+    """Two servers over one model repository (one instance each: 2 CPUs are shared), closing
+    gRPC connections at MAX_AGE_MS as the chart's Triton does at a minute."""
     work = tmp_path_factory.mktemp("rr")
     torch.manual_seed(3)
     module = torch.nn.Sequential(torch.nn.Linear(D, 3), torch.nn.Sigmoid()).eval()
     onnx = export_ranker_onnx(module, D, work / "ranker.onnx")
     cfg = dataclasses.replace(RankingConfig(), cpu_instances=1)
     repo = write_model_repository(work / "repo", onnx, cfg, warmup_rows=1)
+    age = (f"--grpc-max-connection-age={MAX_AGE_MS}", "--grpc-max-connection-age-grace=5000")
     with ExitStack() as stack:
-        yield [stack.enter_context(triton_server(repo, workdir=work / f"w{i}")) for i in (0, 1)]
+        yield [
+            stack.enter_context(triton_server(repo, workdir=work / f"w{i}", extra_args=age))
+            for i in (0, 1)
+        ]
 
 
 def static_target(servers: list[TritonProcess]) -> str:
@@ -92,6 +100,35 @@ def test_pick_first_would_pin_the_channel_to_one_server(servers: list[TritonProc
     asyncio.run(rank(triton, N_REQUESTS))
     served = [after - b for after, b in zip(requests_served(servers), before, strict=True)]
     assert sorted(served) == [0, N_REQUESTS], served
+
+
+def test_connections_closed_at_their_maximum_age_cost_no_request(
+    servers: list[TritonProcess],
+) -> None:
+    """Over three connection ages every request succeeds: a connection Triton closes takes
+    no new calls, and the channel reconnects (re-resolving its target) behind it."""
+    triton = dataclasses.replace(TritonConfig(), grpc_target=static_target(servers))
+    x = np.random.default_rng(2).normal(size=(ROWS, D)).astype(np.float32)
+
+    async def steady() -> int:
+        client = TritonRankerClient(
+            triton.ranker_target, "ranker", 10.0, lambda _variant: "",
+            channel_options=channel_options(triton),
+        )  # fmt: skip
+        sent, end = 0, time.monotonic() + 3 * MAX_AGE_MS / 1000
+        try:
+            while time.monotonic() < end:
+                assert (await client.score(x, "stable")).heads.shape == (ROWS, 3)
+                sent += 1
+                await asyncio.sleep(0.02)
+        finally:
+            await client.close()
+        return sent
+
+    before = requests_served(servers)
+    sent = asyncio.run(steady())
+    served = [after - b for after, b in zip(requests_served(servers), before, strict=True)]
+    assert sent > 20 and sum(served) == sent and min(served) >= sent // 4, (sent, served)
 
 
 def test_requests_keep_succeeding_when_one_server_stops(servers: list[TritonProcess]) -> None:
