@@ -116,7 +116,14 @@ BAD = {
     "empty steps": _set("strategy.canary.steps", []),
     "bad version": _set("candidateVersion", "v4"),
     "zero failure limit": _set("analysis.failureLimit", 0),
-}
+    "webhook without url": _set("analysis.metrics.0", {"name": "h", "provider": "webhook",
+                                                       "webhook": {"timeout": "5s"}}),
+    "webhook url not http": _set("analysis.metrics.0", {"name": "h", "provider": "webhook",
+                                                        "webhook": {"url": "ftp://h/"}}),
+    "webhook with template": _set("analysis.metrics.0.webhook", {"url": "http://h/"}),
+    "model version 0": _set("trafficRouter.params", {"stableModelVersion": 0}),
+    "model version string": _set("trafficRouter.params", {"candidateModelVersion": "4"}),
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("edit", BAD.values(), ids=list(BAD))
@@ -125,3 +132,12 @@ def test_bad_spec_is_rejected(edit: Any) -> None:
     edit(doc["spec"])
     with pytest.raises(jsonschema.ValidationError):
         VALIDATOR.validate(doc)
+
+
+def test_a_webhook_check_validates_for_schema_and_parser() -> None:
+    doc = copy.deepcopy(sample())
+    webhook = {"url": "http://h.test/run", "timeout": "2m", "payload": {"users": 5}}
+    hook = {"name": "load", "provider": "webhook", "query": "{candidate}", "webhook": webhook}
+    doc["spec"]["analysis"]["metrics"].append(hook)
+    VALIDATOR.validate(doc)
+    assert RolloutSpec.from_dict(doc["spec"]).analysis.metrics[-1].webhook is not None
