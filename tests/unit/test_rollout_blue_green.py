@@ -60,6 +60,7 @@ def test_preview_then_auto_promotion_after_analysis_passed() -> None:
     assert sim.phase is Phase.PROGRESSING and "auto-promotion in 240s" in sim.status.message
     sim.tick(240)
     assert (sim.phase, sim.weights, sim.status.step_index) == (Phase.PROMOTING, (0, 100), 1)
+    assert "(preview analysis passed, auto-promotion time reached)" in sim.status.message
     sim.tick(59)
     assert sim.phase is Phase.PROMOTING
     d = sim.tick(1)

@@ -193,7 +193,7 @@ class _Tick:
             s = s.replace(last_analysis_at=self.now)
             self._notify("WeightChanged", f"Candidate weight {before}% → {s.canary_weight}%")
         if move is Move.PROMOTE:
-            return self._promote(s, "all steps passed")
+            return self._promote(s, self.strategy.promotion_reason)
         if move is Move.PAUSE:
             s = self._pause(s, PauseReason.STEP, s.message)
         return self._hold_weights(s, *self._weights(s))

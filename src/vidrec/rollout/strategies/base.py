@@ -26,6 +26,11 @@ class Strategy(Protocol):
     @property
     def scale_down_delay_s(self) -> float: ...
 
+    @property
+    def promotion_reason(self) -> str:
+        """Why a PROMOTE move happened, for the Promoting message and Event."""
+        ...
+
     def start(self, status: RolloutStatus, now: float) -> RolloutStatus:
         """The candidate just became ready: the first step begins now."""
         ...

@@ -23,6 +23,11 @@ class BlueGreen:
     def scale_down_delay_s(self) -> float:
         return self.spec.scale_down_delay_s
 
+    @property
+    def promotion_reason(self) -> str:
+        gate = "analysis passed, " if self.spec.pre_promotion_analysis else ""
+        return f"preview {gate}auto-promotion time reached"
+
     def start(self, status: RolloutStatus, now: float) -> RolloutStatus:
         return enter_step(status.replace(canary_weight=self.spec.preview_weight), 0, now)
 

@@ -16,6 +16,10 @@ class Canary:
     def scale_down_delay_s(self) -> float:
         return self.spec.scale_down_delay_s
 
+    @property
+    def promotion_reason(self) -> str:
+        return "all steps passed"
+
     def start(self, status: RolloutStatus, now: float) -> RolloutStatus:
         return enter_step(status.replace(canary_weight=0), 0, now)
 
