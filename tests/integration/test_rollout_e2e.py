@@ -8,7 +8,9 @@ two shared cores); version 4 inverts every score, so it serves the feed's worst 
 first (a lower-quality candidate). Traffic is simulated users (:class:`vidrec.data.audience.
 Audience`, the simulator's outcome model) who click and watch what they are actually served,
 posting those events to the API like a client app. ``vidrec rollout run --local``'s engine
-promotes 1 → 2, then rolls 2 → 3 back on latency and 2 → 4 back on CTR.
+promotes 1 → 2, then rolls 2 → 3 back on latency and 2 → 4 back on CTR as canaries; as
+blue-green previews (a sticky share of users on the candidate, analysed, then all at once)
+it switches 2 → 1 (the same trained ranker) and rolls 1 → 4 back on CTR.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +42,7 @@ from vidrec.offline.run import sim_config
 from vidrec.ranking.export import export_ranker_onnx
 from vidrec.rollout.local import run_local
 from vidrec.rollout.operator import OperatorSettings, TickResult
+from vidrec.rollout.routers import ROUTERS, RouteTarget
 from vidrec_dev.stack import Stack, read_stack_state
 
 pytestmark = pytest.mark.integration
@@ -175,17 +179,38 @@ METRICS = {
 }
 
 
-def manifest(tmp: Path, name: str, stable: str, candidate: str, metrics: list[str]) -> Path:
+CANARY = {
+    "canary": {
+        "steps": [{"setWeight": 50}, {"analysis": {}}, {"analysis": {}}],
+        "scaleDownDelaySeconds": 0,
+    }
+}
+PREVIEW, AUTO_PROMOTION_S = 30, 30
+# The preview's users are what the analysis sees; it switches once a run has passed and
+# AUTO_PROMOTION_S are up (after the first 20 s window, before the second).
+BLUE_GREEN = {
+    "blueGreen": {
+        "previewWeight": PREVIEW,
+        "autoPromotionSeconds": AUTO_PROMOTION_S,
+        "prePromotionAnalysis": True,
+        "scaleDownDelaySeconds": 0,
+    }
+}
+
+
+def manifest(
+    tmp: Path,
+    name: str,
+    stable: str,
+    candidate: str,
+    metrics: list[str],
+    strategy: dict[str, Any] = CANARY,
+) -> Path:
     spec = {
         "model": "ranker",
         "stableVersion": stable,
         "candidateVersion": candidate,
-        "strategy": {
-            "canary": {
-                "steps": [{"setWeight": 50}, {"analysis": {}}, {"analysis": {}}],
-                "scaleDownDelaySeconds": 0,
-            }
-        },
+        "strategy": strategy,
         "analysis": {
             "interval": "20s",
             "failureLimit": 2,
@@ -240,3 +265,38 @@ def test_promoted_when_healthy_rolled_back_when_slower_or_worse(
     assert "ctr" in worse.status["message"]
     assert traffic["feeds"] > 0 and traffic["events"] > 0, traffic
     assert traffic["errors"] == 0, traffic
+
+
+def live_weights(stable: str, candidate: str) -> tuple[int, int]:
+    """(stable, candidate) as the routing table in the stack's Redis Cluster says now."""
+    return ROUTERS["gateway-table"](RouteTarget("ranker", stable, candidate)).get_weights()
+
+
+def test_blue_green_switches_after_a_passing_preview_and_rolls_back_a_worse_one(
+    stack: Stack, traffic: dict[str, int], tmp_path: Path
+) -> None:
+    """Version 1 is the trained ranker again (stable 2 may already be serving alone after the
+    canary test), so whichever test ran first, both rollouts start from a loaded stable."""
+    path = manifest(tmp_path, "ranker-bg-1", "2", "1", ["latency", "ctr"], BLUE_GREEN)
+    good, timeline = run(stack, path, tmp_path)
+    status = good.status
+    assert good.phase == "Succeeded", status.get("message")
+    assert status["canaryWeight"] == 100 and live_weights("2", "1") == (0, 100)
+    assert any(f"WeightChanged: Candidate weight 0% → {PREVIEW}%" in line for line in timeline)
+    promoted = unix(status["stepStartedAt"])
+    assert promoted - unix(status["loadedAt"]) >= AUTO_PROMOTION_S
+    before = [r for r in status["analysisHistory"] if unix(r["time"]) <= promoted]
+    assert before and all(r["verdict"] == "Pass" for r in before[-2:]), before  # latest run
+
+    path = manifest(tmp_path, "ranker-bg-4", "1", "4", ["ctr"], BLUE_GREEN)
+    worse, timeline = run(stack, path, tmp_path)
+    status = worse.status
+    assert worse.phase == "RolledBack", status.get("message")
+    assert status["canaryWeight"] == 0 and live_weights("1", "4") == (100, 0)
+    assert "ctr" in status["message"] and status["failedChecks"] == 2
+    assert not any("Promoting" in line for line in timeline), timeline  # held past 30 s
+    assert traffic["errors"] == 0, traffic
+
+
+def unix(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
