@@ -366,9 +366,11 @@ def test_tensorrt_plan_is_built_in_the_triton_pod_of_the_gpu_profile() -> None:
         "1024",
     )
     assert env["TRT_FP16"] == "1"
-    script = find(docs, "ConfigMap", "vidrec-trt-build")["data"]["trt-build.sh"]
-    assert "--fp16" in script and "sha256sum" in script and "compute_cap" in script
-    assert "--minShapes" in script and "--optShapes" in script and "--maxShapes" in script
+    assert "TRT_INPUT_DIM" not in env  # the width is read from each ONNX graph
+    assert trt["command"] == ["bash", "/scripts/build_plan.sh"]
+    assert (env["MODEL_REPOSITORY"], env["PLAN_CACHE"]) == ("/models", "/plan-cache")
+    script = find(docs, "ConfigMap", "vidrec-trt-build")["data"]["build_plan.sh"]
+    assert script == (CHART / "files" / "build_plan.sh").read_text()
     runtime = find(docs, "ServingRuntime", "vidrec-triton")["spec"]["containers"][0]
     assert "--load-model=ranker_trt" in runtime["args"]
     assert (

@@ -8,28 +8,14 @@
 - name: trt-build
   image: {{ include "vidrec.tensorrtImage" . }}
   imagePullPolicy: {{ .Values.image.pullPolicy }}
-  command: [bash, /scripts/trt-build.sh]
+  command: [bash, /scripts/build_plan.sh]
   env:
     {{- include "vidrec.tmpEnv" . | nindent 4 }}
     - {name: MODEL_REPOSITORY, value: /models}
     - {name: PLAN_CACHE, value: /plan-cache}
-    - {name: TRT_MIN_BATCH, value: {{ $t.tensorrt.minBatch | quote }}}
-    - {name: TRT_OPT_BATCH, value: {{ $t.tensorrt.optBatch | quote }}}
-    - {name: TRT_MAX_BATCH, value: {{ $t.tensorrt.maxBatch | quote }}}
-    - {name: TRT_FP16, value: {{ ternary "1" "0" $t.tensorrt.fp16 | quote }}}
-    - {name: TRT_INPUT_NAME, value: {{ $t.tensorrt.inputName | quote }}}
-    - {name: TRT_INPUT_DIM, value: {{ $t.tensorrt.inputDim | quote }}}
+    {{- include "vidrec.triton.planEnv" . | nindent 4 }}
   resources:
-    requests:
-      {{- toYaml $t.tensorrt.resources.requests | nindent 6 }}
-      {{- if $t.gpu.enabled }}
-      {{ $t.gpu.resourceName }}: {{ $t.gpu.count }}
-      {{- end }}
-    limits:
-      {{- toYaml $t.tensorrt.resources.limits | nindent 6 }}
-      {{- if $t.gpu.enabled }}
-      {{ $t.gpu.resourceName }}: {{ $t.gpu.count }}
-      {{- end }}
+    {{- include "vidrec.triton.gpuResources" . | nindent 4 }}
   {{- include "vidrec.containerSecurity" . | nindent 2 }}
   volumeMounts:
     {{- include "vidrec.tmpMount" . | nindent 4 }}
@@ -37,6 +23,31 @@
     - {name: plan-cache, mountPath: /plan-cache}
     - {name: scripts, mountPath: /scripts, readOnly: true}
 {{- end }}
+{{- end -}}
+
+{{- /* build_plan.sh's profile: the same for the initContainer and the plan Jobs, so a plan
+built by a Job has the key the initContainer expects (and is not rebuilt). */}}
+{{- define "vidrec.triton.planEnv" -}}
+{{- $t := .Values.triton -}}
+- {name: TRT_MIN_BATCH, value: {{ $t.tensorrt.minBatch | quote }}}
+- {name: TRT_OPT_BATCH, value: {{ $t.tensorrt.optBatch | quote }}}
+- {name: TRT_MAX_BATCH, value: {{ $t.tensorrt.maxBatch | quote }}}
+- {name: TRT_FP16, value: {{ ternary "1" "0" $t.tensorrt.fp16 | quote }}}
+- {name: TRT_INPUT_NAME, value: {{ $t.tensorrt.inputName | quote }}}
+{{- end -}}
+
+{{- define "vidrec.triton.gpuResources" -}}
+{{- $t := .Values.triton -}}
+requests:
+  {{- toYaml $t.tensorrt.resources.requests | nindent 2 }}
+  {{- if $t.gpu.enabled }}
+  {{ $t.gpu.resourceName }}: {{ $t.gpu.count }}
+  {{- end }}
+limits:
+  {{- toYaml $t.tensorrt.resources.limits | nindent 2 }}
+  {{- if $t.gpu.enabled }}
+  {{ $t.gpu.resourceName }}: {{ $t.gpu.count }}
+  {{- end }}
 {{- end -}}
 
 {{- define "vidrec.triton.args" -}}
