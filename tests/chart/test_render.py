@@ -29,7 +29,7 @@ from tests.chart.render import (
     render_with,
     rendered,
 )
-from vidrec.config import Config, RankingConfig
+from vidrec.config import Config, RankingConfig, load_config
 from vidrec.ranking.model_repository import parse_config, write_model_repository
 from vidrec_dev.stack import services
 
@@ -424,6 +424,60 @@ def test_triton_serves_the_ranker_on_the_profile_backend(
     assert [i.name for i in config.input] == ["features"]
     assert [o.name for o in config.output] == ["scores"]
     assert config.HasField("dynamic_batching")
+
+
+def triton_args(docs: Any) -> list[str]:
+    (triton,) = [
+        c
+        for doc in docs
+        for _where, c, _, init in containers(doc)
+        if not init and c.get("command") == ["tritonserver"]
+    ]
+    return list(triton["args"])
+
+
+HEADLESS_TARGET = "dns:///vidrec-triton-headless.vidrec.svc.cluster.local:8001"
+
+
+@pytest.mark.parametrize("profile", list(PROFILES))
+def test_recommenders_balance_grpc_over_triton_pods_through_a_headless_service(
+    profile: str,
+) -> None:
+    """A ClusterIP is balanced per connection: the serving pods' one channel each would stay
+    on one Triton pod. They dial the headless Service, whose DNS answer is every ready pod."""
+    docs = rendered(profile)
+    headless = find(docs, "Service", "vidrec-triton-headless")["spec"]
+    cluster_ip = find(docs, "Service", "vidrec-triton")["spec"]
+    assert headless["clusterIP"] == "None" and headless["publishNotReadyAddresses"] is False
+    assert "clusterIP" not in cluster_ip  # the operator and HTTP keep the ClusterIP one
+    assert headless["selector"] == cluster_ip["selector"]
+    # gRPC only: no metrics port, so the triton ServiceMonitor does not scrape pods twice
+    assert headless["ports"] == [p for p in cluster_ip["ports"] if p["name"] == "grpc"]
+    env = find(docs, "ConfigMap", "vidrec-env")["data"]
+    assert env["VIDREC_TRITON__GRPC_TARGET"] == HEADLESS_TARGET
+    assert env["VIDREC_ROLLOUT__TRITON_URL"] == "http://vidrec-triton:8000"
+    triton = load_config(env).triton
+    assert triton.ranker_target == HEADLESS_TARGET and triton.grpc_lb_policy == "round_robin"
+    for name in ("vidrec-recommender", "vidrec-grpc"):
+        pod = find(docs, "Deployment", name)["spec"]["template"]["spec"]
+        refs = [e.get("configMapRef", {}).get("name") for e in pod["containers"][0]["envFrom"]]
+        assert "vidrec-env" in refs, name
+    # Triton closes connections at their age, so clients re-resolve and find new pods.
+    assert {"--grpc-max-connection-age=60000", "--grpc-max-connection-age-grace=10000"} <= set(
+        triton_args(docs)
+    )
+
+
+def test_triton_grpc_target_follows_the_port_and_can_be_overridden() -> None:
+    docs = render_with("triton.grpcPort=9001", "triton.grpcMaxConnectionAgeMs=0", profile="cpu")
+    env = find(docs, "ConfigMap", "vidrec-env")["data"]
+    assert env["VIDREC_TRITON__GRPC_TARGET"] == HEADLESS_TARGET.replace(":8001", ":9001")
+    assert find(docs, "Service", "vidrec-triton-headless")["spec"]["ports"][0]["port"] == 9001
+    assert not [a for a in triton_args(docs) if a.startswith("--grpc-max-connection-age")]
+    back = render_with("config.triton.grpc_target=vidrec-triton:8001")  # the ClusterIP again
+    assert find(back, "ConfigMap", "vidrec-env")["data"]["VIDREC_TRITON__GRPC_TARGET"] == (
+        "vidrec-triton:8001"
+    )
 
 
 def test_services_select_pods_that_exist() -> None:

@@ -59,6 +59,15 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s-triton" (include "vidrec.fullname" .) -}}
 {{- end -}}
 
+{{- /* Headless: its DNS name answers every ready Triton pod's IP, for client-side balancing. */ -}}
+{{- define "vidrec.tritonHeadless" -}}
+{{- printf "%s-triton-headless" (include "vidrec.fullname" .) -}}
+{{- end -}}
+
+{{- define "vidrec.tritonGrpcTarget" -}}
+{{- printf "dns:///%s.%s.svc.cluster.local:%d" (include "vidrec.tritonHeadless" .) .Release.Namespace (int .Values.triton.grpcPort) -}}
+{{- end -}}
+
 {{- define "vidrec.redisUrl" -}}
 {{- if eq .Values.redis.mode "external" -}}
 {{- required "redis.external.url is required when redis.mode=external" .Values.redis.external.url -}}

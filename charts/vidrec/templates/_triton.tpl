@@ -61,6 +61,11 @@ limits:
 {{- end }}
 - --http-port={{ $t.httpPort }}
 - --grpc-port={{ $t.grpcPort }}
+{{- if $t.grpcMaxConnectionAgeMs }}
+{{- /* Clients re-resolve the headless Service when a connection closes: new pods join. */}}
+- --grpc-max-connection-age={{ $t.grpcMaxConnectionAgeMs | int64 }}
+- --grpc-max-connection-age-grace={{ $t.grpcMaxConnectionAgeGraceMs | int64 }}
+{{- end }}
 - --metrics-port={{ $t.metricsPort }}
 - --allow-metrics=true
 - --allow-gpu-metrics={{ $t.gpu.enabled }}
