@@ -95,14 +95,19 @@ class TritonFleet:
         if not self.namespace:
             raise ValueError(f"{SETTING}: no namespace for service {service!r}")
         self.model, self.port_name, self.timeout_s = model, port_name, timeout_s
-        if api is None:  # a DiscoveryV1Api; $KUBECONFIG read now, else in-cluster
+        self._api = api  # a DiscoveryV1Api; None → built on first use
+        self._members: dict[str, TritonModels] = {}
+
+    @property
+    def api(self) -> Any:
+        """Built on first use, so the operator can build deps before it can reach the API."""
+        if self._api is None:
             from kubernetes import client
 
             from vidrec.rollout.routers.base import kube_api_client
 
-            api = client.DiscoveryV1Api(kube_api_client())
-        self.api = api
-        self._members: dict[str, TritonModels] = {}
+            self._api = client.DiscoveryV1Api(kube_api_client())
+        return self._api
 
     def endpoints(self) -> list[str]:
         """The ready endpoints now, from the API server; clients of departed ones are closed."""
@@ -111,7 +116,12 @@ class TritonFleet:
             label_selector=f"{SERVICE_LABEL}={self.service}",
             _preload_content=False,
         )
-        urls = endpoint_urls(json.loads(response.data).get("items") or (), self.port_name)
+        items = [  # the selector again here: another Service's pods must never be loaded on
+            item
+            for item in json.loads(response.data).get("items") or ()
+            if ((item.get("metadata") or {}).get("labels") or {}).get(SERVICE_LABEL) == self.service
+        ]
+        urls = endpoint_urls(items, self.port_name)
         for gone in set(self._members) - set(urls):
             self._members.pop(gone).close()
         for url in urls:
