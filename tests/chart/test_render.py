@@ -455,7 +455,6 @@ def test_recommenders_balance_grpc_over_triton_pods_through_a_headless_service(
     assert headless["ports"] == [p for p in cluster_ip["ports"] if p["name"] == "grpc"]
     env = find(docs, "ConfigMap", "vidrec-env")["data"]
     assert env["VIDREC_TRITON__GRPC_TARGET"] == HEADLESS_TARGET
-    assert env["VIDREC_ROLLOUT__TRITON_URL"] == "http://vidrec-triton:8000"
     triton = load_config(env).triton
     assert triton.ranker_target == HEADLESS_TARGET and triton.grpc_lb_policy == "round_robin"
     for name in ("vidrec-recommender", "vidrec-grpc"):
