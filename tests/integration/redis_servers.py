@@ -29,6 +29,11 @@ REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
 START_TIMEOUT_S = 15.0
 
 
+def free_port() -> int:
+    """A free 127.0.0.1 port whose cluster-bus twin is free too."""
+    return _free_port()
+
+
 def _require_binaries() -> None:
     starts_server("redis-server")
     for binary in (REDIS_SERVER, REDIS_CLI):
@@ -75,23 +80,30 @@ def _wait_until(check: Callable[[], object], what: str) -> None:
 
 @contextmanager
 def _server(
-    workdir: Path, port: int, cluster: bool, node_timeout_ms: int | None = None
+    workdir: Path,
+    port: int,
+    cluster: bool,
+    node_timeout_ms: int | None = None,
+    host: str = "127.0.0.1",
 ) -> Iterator[subprocess.Popen[bytes]]:
-    args = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir)]
+    args = [REDIS_SERVER, "--port", str(port), "--bind", host, "--dir", str(workdir)]
     args += ["--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "no"]
     if cluster:
-        args += ["--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf"]
+        args += ["--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{host}-{port}.conf"]
+        if host != "127.0.0.1":  # else its bus connections leave from 127.0.0.1 and peers
+            args += ["--cluster-announce-ip", host]  # take it for another node's address
     if node_timeout_ms is not None:
         args += ["--cluster-node-timeout", str(node_timeout_ms)]
-    log = (workdir / f"redis-{port}.log").open("wb")
+    log_file = workdir / f"redis-{host}-{port}.log"
+    log = log_file.open("wb")
     proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
     try:
-        client = redis.Redis(host="127.0.0.1", port=port)
+        client = redis.Redis(host=host, port=port)
 
         def up() -> bool:
             if proc.poll() is not None:
                 log.flush()
-                tail = (workdir / f"redis-{port}.log").read_text(errors="replace")[-500:]
+                tail = log_file.read_text(errors="replace")[-500:]
                 raise RuntimeError(f"redis-server on port {port} exited: {tail}")
             return bool(client.ping())
 
@@ -139,9 +151,10 @@ class ClusterNode:
         return "fail" in self.flags
 
 
-def cluster_nodes(port: int) -> list[ClusterNode]:
-    """``CLUSTER NODES`` of the node on ``port``, parsed (the raw text, not redis-py's dict)."""
-    with redis.Redis(host="127.0.0.1", port=port) as client:
+def cluster_nodes(port: int, host: str = "127.0.0.1") -> list[ClusterNode]:
+    """``CLUSTER NODES`` of the node on ``host:port``, parsed (the raw text, not redis-py's
+    dict)."""
+    with redis.Redis(host=host, port=port) as client:
         text = client.execute_command("CLUSTER", "NODES")
     raw = text.decode() if isinstance(text, bytes) else str(text)
     out = []
@@ -224,3 +237,13 @@ def redis_cluster(
         for c in clients:
             c.close()
         yield RedisClusterInfo(f"redis://127.0.0.1:{ports[0]}/0", ports, processes)
+
+
+@contextmanager
+def cluster_node(workdir: Path, host: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """One empty cluster-enabled node on ``host:port``, for tests that form the cluster
+    themselves. Any 127.x.y.z address works, so several nodes can share one port, as the
+    pods of a StatefulSet do."""
+    _require_binaries()
+    with _server(workdir, port, True, host=host) as proc:
+        yield proc
