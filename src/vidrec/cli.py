@@ -28,11 +28,16 @@ models_app = typer.Typer(help="Inspect trained model artefacts.", no_args_is_hel
 triton_app = typer.Typer(help="Triton Inference Server helpers.", no_args_is_help=True)
 events_app = typer.Typer(help="The engagement-event path (Redis Streams).", no_args_is_help=True)
 serve_app = typer.Typer(help="Serving state for the online path.", no_args_is_help=True)
+gpu_app = typer.Typer(
+    help="GPU checks: the TensorRT path, run on a GPU node (never executed without one).",
+    no_args_is_help=True,
+)
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(features_app, name="features")
 app.add_typer(models_app, name="models")
 app.add_typer(triton_app, name="triton")
 app.add_typer(serve_app, name="serve")
+app.add_typer(gpu_app, name="gpu")
 app.add_typer(events_app, name="events")
 app.add_typer(rollout_app, name="rollout")
 app.add_typer(users_app, name="users")
@@ -226,6 +231,42 @@ def serve_tables(
 
     out = rule_tables_for(artefacts, load_config().data.kuairec_dir)
     err.print(f"serving rule tables written to {out}")
+
+
+EXIT_NO_GPU = 4
+
+
+@gpu_app.command("check")
+@friendly
+def gpu_check(
+    artefacts: Annotated[
+        Path, typer.Option(help="Artefact directory with the ranker ONNX (vidrec build).")
+    ] = Path("artifacts/demo"),
+    out: Annotated[
+        Path,
+        typer.Option(help="Report JSON; the plan and its key are kept beside it."),
+    ] = Path("runs/gpu-check/report.json"),
+    rows: Annotated[int, typer.Option(min=1, help="Rows scored by both TensorRT and ORT.")] = 1000,
+) -> None:
+    """Build the TensorRT plan of the artefacts' ranker on this GPU and check it.
+
+    Builds with the chart's build_plan.sh, serves it as ranker_trt on tritonserver (when it
+    has the TensorRT backend; else the tensorrt Python API), compares its scores with ONNX
+    Runtime (FP16: max |diff| <= 1e-2 on probabilities; FP32: 1e-4) and measures throughput
+    with and without dynamic batching. Exits 4 naming what is missing on a machine without a
+    GPU, trtexec or a TensorRT runtime; 3 when the scores disagree.
+    """
+    from vidrec.ranking.gpu_check import GpuUnavailable, report_table, run_gpu_check
+
+    try:
+        report = run_gpu_check(artefacts, out, rows=rows)
+    except GpuUnavailable as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(EXIT_NO_GPU) from exc
+    typer.echo(report_table(report))
+    err.print(f"report written to {out}")
+    if not report.passed:
+        raise typer.Exit(3)
 
 
 MetricsPortOpt = Annotated[int | None, typer.Option(help="Prometheus /metrics port.")]
