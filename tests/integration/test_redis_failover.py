@@ -38,6 +38,7 @@ from vidrec.contracts.keys import VIDEO_ENTITY, key_for, tag_of_bucket, user_mar
 from vidrec.events.processor import EventProcessor, Tally
 from vidrec.events.streams import parse, stream_names
 from vidrec.features.stores import RedisClusterStore
+from vidrec.pipeline.resilience import CircuitBreaker
 from vidrec.schema import EngagementEvent, EventType
 from vidrec.security import redis_conn
 
@@ -190,8 +191,13 @@ def test_master_killed_under_load_fails_over_and_loses_no_acknowledged_write(
 ) -> None:
     cfg = config(cluster)
     store = RedisClusterStore.from_config(cfg.redis, cfg.features.n_buckets)
-    writer = RedisStreamEventWriter(  # the API shares the store's client, as compose does
-        store.client, cfg.serving.event_stream_prefix, PARTITIONS, timeout_s=5.0
+    writer = RedisStreamEventWriter(  # as vidrec.api.compose builds it, on the store's client
+        store.client,
+        cfg.serving.event_stream_prefix,
+        PARTITIONS,
+        max_stream_len=cfg.events.max_stream_len,
+        retry_after_s=cfg.events.retry_after_s,
+        breaker=CircuitBreaker.of(cfg.serving, "events"),
     )
     processor_client = redis_conn.client(cfg.redis, socket_timeout=2.0)
     tally = Tally()
