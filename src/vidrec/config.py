@@ -186,6 +186,10 @@ class ServingConfig:
     # The routing table from a file instead (a ConfigMap the gateway-table-configmap router
     # writes, mounted by the chart); "" = the Redis key above.
     routing_file: str = ""
+    # Who splits the ranker traffic before any table is published: "serving" (the
+    # gateway-table routers) or "upstream" (the ranker is reached through KServe or a Gateway,
+    # which pick the replica: serving then asks Triton for no version).
+    ranker_split: str = "serving"
     # Freeze the objects built at startup out of the garbage collector's full collections
     # (gc.freeze): they stalled requests for 50+ ms. False only to measure the difference.
     gc_freeze: bool = True

@@ -479,6 +479,39 @@ def test_triton_grpc_target_follows_the_port_and_can_be_overridden() -> None:
     )
 
 
+def test_the_ranker_path_decides_who_splits_and_what_serving_asks_for() -> None:
+    """gateway-table routers: serving splits over the Triton pods. kserve / gateway-api: the
+    recommender calls what splits upstream and asks Triton for no version."""
+    env = find(rendered("default"), "ConfigMap", "vidrec-env")["data"]
+    assert env["VIDREC_SERVING__RANKER_SPLIT"] == "serving"
+    assert env["VIDREC_TRITON__GRPC_TARGET"] == HEADLESS_TARGET
+    ingress = "dns:///ranker.models.example.com:80"  # the InferenceService on the ingress
+    docs = render_with("routing.rankerPath=kserve", f"routing.upstreamTarget={ingress}")
+    kserve = find(docs, "ConfigMap", "vidrec-env")["data"]
+    assert kserve["VIDREC_SERVING__RANKER_SPLIT"] == "upstream"
+    assert kserve["VIDREC_TRITON__GRPC_TARGET"] == ingress
+    assert load_config(kserve).serving.ranker_split == "upstream"
+    gateway = "dns:///ranker-gw.gateways.svc.cluster.local:80"
+    docs = render_with("routing.rankerPath=gateway", f"routing.upstreamTarget={gateway}")
+    env = find(docs, "ConfigMap", "vidrec-env")["data"]
+    assert env["VIDREC_TRITON__GRPC_TARGET"] == gateway
+    assert env["VIDREC_SERVING__RANKER_SPLIT"] == "upstream"
+    for path in ("gateway", "kserve"):  # never a silent fallback to the pods themselves
+        with pytest.raises(subprocess.CalledProcessError) as bad:
+            render_with(f"routing.rankerPath={path}")
+        assert "routing.upstreamTarget" in bad.value.stderr
+    with pytest.raises(subprocess.CalledProcessError) as bad:
+        render_with(
+            "routing.rankerPath=kserve",
+            f"routing.upstreamTarget={ingress}",
+            "triton.mode=deployment",
+        )
+    assert "triton.mode=kserve" in bad.value.stderr
+    with pytest.raises(subprocess.CalledProcessError) as bad:
+        render_with("routing.rankerPath=sideways")
+    assert "rankerPath" in bad.value.stderr
+
+
 def test_services_select_pods_that_exist() -> None:
     for profile in PROFILES:
         docs = rendered(profile)

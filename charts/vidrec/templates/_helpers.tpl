@@ -64,8 +64,16 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s-triton-headless" (include "vidrec.fullname" .) -}}
 {{- end -}}
 
+{{- /* The recommender's ranker target: the Triton pods (serving splits), or what splits upstream
+(the InferenceService's address, whose ingress applies KServe's split; a Gateway). */ -}}
 {{- define "vidrec.tritonGrpcTarget" -}}
+{{- $path := .Values.routing.rankerPath -}}
+{{- if and (eq $path "kserve") (ne .Values.triton.mode "kserve") }}{{ fail "routing.rankerPath=kserve needs triton.mode=kserve (an InferenceService to call)" }}{{ end -}}
+{{- if ne $path "triton" -}}
+{{- required (printf "routing.upstreamTarget is required when routing.rankerPath=%s: the address where the split applies" $path) .Values.routing.upstreamTarget -}}
+{{- else -}}
 {{- printf "dns:///%s.%s.svc.cluster.local:%d" (include "vidrec.tritonHeadless" .) .Release.Namespace (int .Values.triton.grpcPort) -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "vidrec.redisUrl" -}}

@@ -29,7 +29,7 @@ from vidrec.backends.impressions import RedisStreamImpressionSink
 from vidrec.backends.live_trending import LiveTrending
 from vidrec.backends.ranker import TritonRankerClient
 from vidrec.backends.retrieval import LocalRetrieval
-from vidrec.backends.routing import RoutingCache, file_reader
+from vidrec.backends.routing import RoutingCache, default_table, file_reader
 from vidrec.backends.serving_state import ServingState
 from vidrec.config import Config
 from vidrec.contracts.trending import Decay, TrendingSets
@@ -78,7 +78,9 @@ def build_api(
                               n_buckets=cfg.features.n_buckets)  # fmt: skip
     observer.watch_features(features)
     reader = file_reader(s.routing_file) if s.routing_file else None  # a mounted ConfigMap
-    routing = RoutingCache(client, s.routing_key, s.variant_salt, reader=reader)
+    routing = RoutingCache(
+        client, s.routing_key, s.variant_salt, reader=reader, default=default_table(s.ranker_split)
+    )
     t = cfg.triton
     score_ms = s.deadline_ms("scorer/triton_ranker")  # the ranker stage's own deadline
     ranker = TritonRankerClient(

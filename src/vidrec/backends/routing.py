@@ -13,6 +13,7 @@ must not take the feed down.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +22,13 @@ import redis
 from redis.cluster import RedisCluster
 
 from vidrec.backends.calls import BlockingCalls
-from vidrec.contracts.routing import DEFAULT_TABLE, RoutingTable, VariantRoute, assign_variant
+from vidrec.contracts.routing import (
+    DEFAULT_TABLE,
+    SPLITS,
+    RoutingTable,
+    VariantRoute,
+    assign_variant,
+)
 from vidrec.pipeline.base import DependencyError
 from vidrec.pipeline.resilience import CircuitBreaker
 
@@ -42,9 +49,17 @@ def file_reader(path: str | Path) -> Callable[[], bytes | None]:
     return read
 
 
-def parse_table(raw: bytes | None) -> RoutingTable:
-    """The table stored under the routing key; the default when the key is absent."""
-    return DEFAULT_TABLE if raw is None else RoutingTable.from_json(raw)
+def parse_table(raw: bytes | None, default: RoutingTable = DEFAULT_TABLE) -> RoutingTable:
+    """The table stored under the routing key; ``default`` when the key is absent."""
+    return default if raw is None else RoutingTable.from_json(raw)
+
+
+def default_table(split: str) -> RoutingTable:
+    """Before any rollout: one ``stable`` variant; under an upstream split it asks for no
+    version, and every answer is the stable model's (:meth:`RoutingCache.answered_variant`)."""
+    if split not in SPLITS:
+        raise ValueError(f"VIDREC_SERVING__RANKER_SPLIT: must be one of {SPLITS}, got {split!r}")
+    return dataclasses.replace(DEFAULT_TABLE, split=split)
 
 
 class RoutingCache:
@@ -60,6 +75,7 @@ class RoutingCache:
         timeout_s: float = 0.05,
         clock: Callable[[], float] = time.monotonic,
         reader: Callable[[], bytes | None] | None = None,
+        default: RoutingTable = DEFAULT_TABLE,
     ) -> None:
         self.client = client
         self.key = key
@@ -69,7 +85,7 @@ class RoutingCache:
         self.timeout_s = timeout_s
         self._clock = clock
         self._calls = BlockingCalls(CircuitBreaker(3, ttl_s), 4)
-        self._table = DEFAULT_TABLE
+        self._default = self._table = default
         self._read_at: float | None = None
         self.read_errors = 0
         self.parse_errors = 0
@@ -86,7 +102,7 @@ class RoutingCache:
         self._read_at = now  # one refresh per ttl, even when it fails
         try:
             raw = await self._calls.run(self._reader, self.timeout_s)
-            self._table = parse_table(raw)
+            self._table = parse_table(raw, self._default)
         except (DependencyError, OSError):
             self.read_errors += 1
         except ValueError:
@@ -120,6 +136,8 @@ class RoutingCache:
         split the version is all serving knows. A version in no variant is ``unknown``.
         """
         table = self._table
+        if table is self._default:  # nothing published yet: one model, one variant
+            return table.variants[0].name
         try:
             ran = int(version)
         except ValueError:
