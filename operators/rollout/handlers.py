@@ -33,10 +33,20 @@ def _live(status: kopf.Status, **_: Any) -> bool:
     return status.get("phase") in LIVE
 
 
-def _spec(spec: kopf.Spec) -> RolloutSpec:
+def _unaccepted(status: kopf.Status, **_: Any) -> bool:
+    return "phase" not in status
+
+
+def _spec(body: kopf.Body, patch: kopf.Patch | None = None) -> RolloutSpec:
+    """The parsed spec, or a permanent failure that says why where people look: a Warning
+    Event (kopf posts no Events for its own log lines) and ``status.message``."""
     try:
-        return RolloutSpec.from_dict(dict(spec))
+        return RolloutSpec.from_dict(dict(body.spec))
     except SpecError as exc:
+        message = f"Invalid spec: {exc}"
+        if patch is not None and body.status.get("message") != message:
+            kopf.warn(body, reason="InvalidSpec", message=str(exc))
+            patch.status["message"] = message
         raise kopf.PermanentError(str(exc)) from exc
 
 
@@ -47,7 +57,7 @@ def _deps(memo: kopf.Memo, rollout: RolloutSpec, namespace: str) -> op.Deps:
 
 def _advance(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, command: str | None) -> None:
     """One engine step: status into ``patch.status``, one Event per transition."""
-    rollout = _spec(body.spec)
+    rollout = _spec(body, patch)
     try:
         deps = _deps(memo, rollout, body.metadata.namespace or "default")
         result = op.tick(rollout, body.status, deps, command)
@@ -63,16 +73,17 @@ def _advance(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, command: str |
 
 
 @kopf.on.create(*RESOURCE)
-def validate_new(spec: kopf.Spec, patch: kopf.Patch, **_: Any) -> None:
-    rollout = _spec(spec)
+@kopf.on.update(*RESOURCE, field="spec", when=_unaccepted)  # a rejected spec, now edited
+def validate_new(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    rollout = _spec(body, patch)
     patch.status["phase"] = Phase.PENDING.value
     patch.status["message"] = f"Accepted: {rollout.model} {rollout.stable_version} → "
     patch.status["message"] += f"{rollout.candidate_version}, waiting for the first tick"
 
 
 @kopf.on.resume(*RESOURCE)
-def validate_existing(spec: kopf.Spec, **_: Any) -> None:
-    _spec(spec)
+def validate_existing(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    _spec(body, patch)
 
 
 @kopf.timer(*RESOURCE, interval=SETTINGS.tick_s, when=_live)
@@ -95,10 +106,10 @@ def paused_changed(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any
 
 @kopf.on.delete(*RESOURCE)
 def finalize(
-    spec: kopf.Spec, name: str | None, namespace: str | None, memo: kopf.Memo, **_: Any
+    body: kopf.Body, name: str | None, namespace: str | None, memo: kopf.Memo, **_: Any
 ) -> None:
     METRICS.forget(namespace or "default", name or "")
     try:
-        op.finalize(_deps(memo, _spec(spec), namespace or "default"))
+        op.finalize(_deps(memo, _spec(body), namespace or "default"))
     except op.DependencyError as exc:
         raise kopf.TemporaryError(str(exc), delay=SETTINGS.tick_s) from exc
