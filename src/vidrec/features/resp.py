@@ -75,7 +75,7 @@ class ClusterRead:
             raise ValueError(f"{len(values)} values for {self.order.size} keys")
         out = np.empty(self.order.size, dtype=object)
         out[self.order] = values
-        return out.tolist()  # type: ignore[no-any-return]
+        return out.tolist()
 
 
 def plan_cluster_read(
