@@ -27,7 +27,12 @@ CR shape (camelCase)::
         - {name: latency, template: latency-p99-ratio, thresholdMax: 1.2}
         - {name: custom, provider: prometheus, query: "sum(...)", thresholdMin: 0.5,
            minSamples: 1000}
+        - {name: load-test, provider: webhook,   # 2xx passes; no answer is INCONCLUSIVE
+           webhook: {url: "http://hook/run", timeout: 2m, payload: {users: 50}}}
     trafficRouter: {type: gateway-table, params: {}}
+                                  # kserve / gateway-api with storage-URI versions and
+                                  # per-variant metrics: params.stableModelVersion and
+                                  # params.candidateModelVersion (Triton versions) required
     sticky: true
     paused: false
     progressDeadlineSeconds: 600
