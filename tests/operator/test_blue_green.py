@@ -115,6 +115,7 @@ async def test_healthy_candidate_is_previewed_then_promoted(world: Cluster, redi
     assert reasons == ["Progressing", "CandidateLoaded", "WeightChanged", "Promoting",
                        "Succeeded"], reasons  # fmt: skip
     assert f"0% → {PREVIEW}%" in events[2]["message"]
+    assert "preview analysis passed, auto-promotion time reached" in events[3]["message"]
     series = await operator_series(world, name)
     assert series["vidrec_rollout_phase/Succeeded"] == 1.0
     assert series["vidrec_rollout_canary_weight"] == 100.0
