@@ -169,7 +169,11 @@ def test_build_deps_fills_the_route_targets_model_versions() -> None:
                 **URIS,
                 trafficRouter={
                     "type": "nop",
-                    "params": {"stableModelVersion": 7, "candidateModelVersion": 8},
+                    "params": {
+                        "stableModelVersion": 7,
+                        "candidateModelVersion": 8,
+                        "labelsConfigMap": "ranker-labels",
+                    },
                 },
             )
         ),
@@ -182,4 +186,5 @@ def test_build_deps_fills_the_route_targets_model_versions() -> None:
         for d in (digits, uris, unknown)
     ]
     assert found == [(3, 4), (7, 8), (0, 0)]
+    assert uris.router.target.labels_configmap == "ranker-labels"  # type: ignore[attr-defined]
     assert isinstance(digits.providers["prometheus"], PrometheusProvider)

@@ -118,6 +118,7 @@ def build_deps(spec: RolloutSpec, namespace: str, settings: OperatorSettings) ->
         mode=str(params.get("mode", "")),
         stable_model_version=spec.model_version("stable"),
         candidate_model_version=spec.model_version("candidate"),
+        labels_configmap=str(params.get("labelsConfigMap", "")),
     )
     if spec.traffic_router.type not in ROUTERS:
         known = sorted(ROUTERS)
