@@ -6,6 +6,12 @@ each query into one ``searchsorted`` (side="left", so events at exactly ``t`` ar
 one subtraction: the vectorised equivalent of an as-of join with
 ``allow_exact_matches=False``. A windowed count over ``[t - w, t)`` is the difference of the
 prefix at two query times, so 1h/1d/7d/30d windows cost one extra search each.
+
+The time half of the key is the offset from the first event while the log spans less than
+2^36 ms (about 2.2 years): one subtraction per query. A longer log or catalogue (decades of
+uploads) keys by *rank* among the distinct event times instead: ``e < t`` exactly when
+``rank(e) < #{distinct event times < t}``, so the answers are the same at any span, for one
+extra binary search per query.
 """
 
 from __future__ import annotations
@@ -13,7 +19,9 @@ from __future__ import annotations
 import numpy as np
 
 TIME_BITS = 36
-"""Milliseconds relative to the timeline's first event: 2^36 ms is about 2.2 years."""
+"""Bits of the key's time half: an offset in ms (2^36 ms is about 2.2 years) or a rank among
+distinct event times (2^36 of them)."""
+MAX_TIME_KEY = (1 << TIME_BITS) - 1
 MAX_ENTITY_ID = (1 << (63 - TIME_BITS)) - 1
 
 
@@ -41,8 +49,12 @@ class Timeline:
         ts = np.asarray(ts, dtype=np.int64)
         _check_ids(entity, what)
         self._base = int(ts.min()) - 1 if ts.size else 0
-        if ts.size and int(ts.max()) - self._base >= (1 << TIME_BITS) - 1:
-            raise ValueError(f"{what}: the log spans more than 2^{TIME_BITS} ms")
+        # Distinct event times, when the offsets would not fit the key (see module docstring).
+        self._times: np.ndarray | None = None
+        if ts.size and int(ts.max()) - self._base >= MAX_TIME_KEY:
+            self._times = np.unique(ts)
+            if self._times.size > MAX_TIME_KEY:
+                raise ValueError(f"{what}: more than 2^{TIME_BITS} distinct timestamps")
         keys = self._keys(entity, ts)
         order = np.argsort(keys, kind="stable")
         self.keys = keys[order]
@@ -57,7 +69,11 @@ class Timeline:
         return int(self.keys.size)
 
     def _keys(self, entity: np.ndarray, ts: np.ndarray) -> np.ndarray:
-        rel = np.clip(np.asarray(ts, dtype=np.int64) - self._base, 0, (1 << TIME_BITS) - 1)
+        ts = np.asarray(ts, dtype=np.int64)
+        if self._times is None:
+            rel = np.clip(ts - self._base, 0, MAX_TIME_KEY)
+        else:
+            rel = np.searchsorted(self._times, ts, side="left").astype(np.int64)
         return (np.asarray(entity, dtype=np.int64) << TIME_BITS) | rel
 
     def position(self, entity: np.ndarray, ts: np.ndarray | int) -> np.ndarray:
