@@ -14,7 +14,7 @@ import contextlib
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -30,6 +30,7 @@ from kopf.testing import KopfRunner
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
+from tests.integration.redis_servers import standalone_redis
 from tests.operator.apiserver import ApiServer
 
 GROUP, VERSION, PLURAL = "vidrec.io", "v1alpha1", "modelrollouts"
@@ -165,3 +166,12 @@ async def run_operator(cluster: Cluster, path: Path, *extra: str) -> AsyncIterat
         yield runner
     finally:
         await asyncio.to_thread(runner.__exit__, None, None, None)
+
+
+@pytest.fixture()
+def redis_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A real standalone Redis the operator's gateway-table router and serving share."""
+    with standalone_redis() as url:
+        monkeypatch.setenv("VIDREC_REDIS__URL", url)
+        monkeypatch.setenv("VIDREC_REDIS__CLUSTER", "false")
+        yield url

@@ -5,7 +5,7 @@ and so data, only while the operator routes a preview share to it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from tests.integration.redis_servers import _free_port, standalone_redis
+from tests.integration.redis_servers import _free_port
 from tests.operator.conftest import Cluster, run_operator
 from tests.operator.serving_metrics import Canary, fake_serving, prometheus
 from tests.operator.test_handlers import (
@@ -52,14 +52,6 @@ def blue_green(preview_weight: int = PREVIEW) -> dict[str, Any]:
         ],
     }
     return spec
-
-
-@pytest.fixture()
-def redis_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    with standalone_redis() as url:
-        monkeypatch.setenv("VIDREC_REDIS__URL", url)
-        monkeypatch.setenv("VIDREC_REDIS__CLUSTER", "false")
-        yield url
 
 
 @pytest_asyncio.fixture()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ import pytest_asyncio
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.redis_servers import _free_port, standalone_redis
+from tests.integration.redis_servers import _free_port
 from tests.operator.conftest import Cluster, run_operator
 from tests.operator.serving_metrics import Canary, fake_serving, prometheus
 from vidrec.config import load_config
@@ -51,14 +51,6 @@ def rollout(**overrides: Any) -> dict[str, Any]:
     }
     spec.update(overrides)
     return spec
-
-
-@pytest.fixture()
-def redis_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    with standalone_redis() as url:
-        monkeypatch.setenv("VIDREC_REDIS__URL", url)
-        monkeypatch.setenv("VIDREC_REDIS__CLUSTER", "false")
-        yield url
 
 
 @pytest_asyncio.fixture()

@@ -32,6 +32,8 @@ from vidrec.rollout.routers.upstream import label_table
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 from redis_servers import standalone_redis
 
+from tests.crd_schemas import merge_patch
+
 KEY = "vidrec:routing:test"
 TARGET = RouteTarget(model="ranker", stable="3", candidate="4")
 
@@ -135,20 +137,8 @@ class MergePatchObjects:
         return copy.deepcopy(self.obj)
 
     def patch_namespaced_custom_object(self, *args: Any) -> dict[str, Any]:
-        self.obj = _merge(self.obj, args[-1])
+        self.obj = merge_patch(self.obj, args[-1])
         return self.obj
-
-
-def _merge(target: Any, patch: Any) -> Any:
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    out = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = _merge(out.get(key), value)
-    return out
 
 
 def test_gateway_api_weights_backend_refs() -> None:
