@@ -55,6 +55,14 @@ EventsOpt = Annotated[
         " instead of simulating one.",
     ),
 ]
+DatasetOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--dataset",
+        help="Train on your own data: a directory with interactions, items and (optional) users"
+        " files, Parquet or CSV (docs/datasets.md), instead of KuaiRec and the simulator.",
+    ),
+]
 BaselineOpt = Annotated[
     Path | None,
     typer.Option(
@@ -72,6 +80,7 @@ def pipeline_run(
     out: OutOpt,
     profile: ProfileOpt = "demo",
     events: EventsOpt = None,
+    dataset: DatasetOpt = None,
     baseline: BaselineOpt = None,
     seed: Annotated[int, typer.Option(help="Seed for the simulator and training.")] = 7,
     quiet: QuietOpt = False,
@@ -84,8 +93,9 @@ def pipeline_run(
     from vidrec.offline.run import run_pipeline
 
     run_pipeline(
-        profile=profile, out=out, events=events, baseline=baseline, seed=seed, progress=not quiet
-    )
+        profile=profile, out=out, events=events, baseline=baseline, seed=seed,
+        progress=not quiet, dataset=dataset,
+    )  # fmt: skip
 
 
 @app.command("train")
@@ -94,6 +104,7 @@ def train_cmd(
     out: OutOpt,
     profile: ProfileOpt = "demo",
     events: EventsOpt = None,
+    dataset: DatasetOpt = None,
     baseline: BaselineOpt = None,
     seed: Annotated[int, typer.Option(help="Seed for the simulator and training.")] = 7,
     quiet: QuietOpt = False,
@@ -106,7 +117,10 @@ def train_cmd(
     """
     from vidrec.offline.run import train
 
-    train(profile=profile, out=out, events=events, baseline=baseline, seed=seed, progress=not quiet)
+    train(
+        profile=profile, out=out, events=events, baseline=baseline, seed=seed,
+        progress=not quiet, dataset=dataset,
+    )  # fmt: skip
 
 
 @app.command("build")

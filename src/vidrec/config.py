@@ -30,6 +30,17 @@ class DataConfig:
     # KuaiRec has no regions or devices: the simulator derives them from the user id.
     regions: tuple[str, ...] = ("north", "south", "east", "west", "central")
     devices: tuple[str, ...] = ("android", "ios", "web")
+    # `--dataset DIR` (docs/datasets.md): a real log has a few bad rows; these are skipped and
+    # reported, up to this share of the interactions each; more is an error naming the file.
+    max_unknown_item_share: float = 0.01  # interactions whose item is not in items.*
+    max_unknown_user_share: float = 0.01  # interactions whose user is not in users.*
+    max_before_upload_share: float = 0.01  # interactions before their item's upload_ts
+    max_duplicate_share: float = 0.05  # repeated (user, item, ts, event[, request_id]) rows
+    # User feature columns that are strings: one slot per value up to this many values, else
+    # hashed into `user_hash_buckets` slots (every value lands somewhere; none is dropped).
+    user_onehot_max: int = 32
+    user_hash_buckets: int = 32
+    default_duration_ms: int = 60_000  # items with no duration_ms and no watch to bound it
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,10 @@ class TrainConfig:
     device: str = "cpu"
     # Quality gate: the new model must beat the baseline by this relative margin.
     gate_margin: float = 0.05
+    # Evaluation (vidrec.models.splits, vidrec.models.evaluate): the --split spec, and the
+    # filtered protocol (training history removed from ranked lists) unless false.
+    eval_split: str = "auto"
+    eval_filter_seen: bool = True
     embedding_dim: int = 32
     threads: int = 2
 

@@ -28,7 +28,8 @@ from vidrec.data import (
     schedule_uploads,
     simulate,
 )
-from vidrec.errors import GateFailed
+from vidrec.data.dataset import Dataset, load_dataset
+from vidrec.errors import GateFailed, InputError
 from vidrec.events.event_log import EventLog, configured_crypto, read_event_log, write_events
 from vidrec.features import (
     CONTEXT_SPEC,
@@ -60,6 +61,8 @@ from vidrec.security.pseudonym import Pseudonymizer
 
 T = TypeVar("T")
 DAY_MS = 86_400_000
+DATASET_VIDEOS = "data/videos.parquet"  # a --dataset run's catalogue, read by serving prep
+DATASET_USERS = "data/users.parquet"
 EVAL_ROWS = 20_000  # held-out rows kept for build-time checks (INT8 AUC, index recall)
 
 
@@ -164,6 +167,22 @@ def _feature_specs(static_dim: int) -> dict[str, dict[str, object]]:
     }
 
 
+def _dataset_inputs(
+    stage: Path, dataset: Path, cfg: Config, steps: Steps
+) -> tuple[EventLog, pl.DataFrame, pl.DataFrame, dict[str, object]]:
+    """A `--dataset` directory (docs/datasets.md): its log, catalogue and users, which the
+    artefact keeps (``data/``) so serving prep reads the same catalogue, not KuaiRec's."""
+    ds: Dataset = steps.run(f"read dataset {dataset}", lambda: load_dataset(dataset, cfg.data))
+    for reason, n in ds.report.skipped.items():
+        steps.console.print(f"  [yellow]skipped[/] {n:,} interactions: {reason}")
+    for note in ds.report.notes:
+        steps.console.print(f"  [dim]{note}[/]")
+    ds.videos.write_parquet(stage / DATASET_VIDEOS)
+    ds.users.write_parquet(stage / DATASET_USERS)
+    window: dict[str, object] = {"dataset": str(dataset), "report": ds.report.as_dict()}
+    return EventLog(ds.events, user_ids="", encrypted=False), ds.videos, ds.users, window
+
+
 def train_step(
     stage: Path,
     profile: Profile,
@@ -173,24 +192,35 @@ def train_step(
     baseline: Path | None,
     seed: int,
     progress: bool,
+    dataset: Path | None = None,
 ) -> Manifest:
     """Everything up to and including the quality gate; writes ``stage/models`` and report."""
     baseline_metrics = metrics_from_manifest(baseline) if baseline else None
     report = stage / "report"
     report.mkdir()
-    catalog = steps.run("load KuaiRec", lambda: _load_catalog(cfg, seed))
-    source, videos = steps.run(
-        "simulate events" if events is None else f"read events {events}",
-        lambda: _events_and_videos(catalog, profile, events, seed, progress),
-    )
-    private = privacy_view(source, catalog.users, cfg, events)
+    (stage / "data").mkdir()
+    real: pl.DataFrame | None = None  # KuaiRec's real interactions, to compare the simulator
+    extra_window: dict[str, object] = {}
+    if dataset is not None:
+        if events is not None:
+            raise InputError("--dataset and --events: give one source of interactions")
+        source, videos, all_users, extra_window = _dataset_inputs(stage, dataset, cfg, steps)
+    else:
+        catalog = steps.run("load KuaiRec", lambda: _load_catalog(cfg, seed))
+        source, videos = steps.run(
+            "simulate events" if events is None else f"read events {events}",
+            lambda: _events_and_videos(catalog, profile, events, seed, progress),
+        )
+        real, all_users = catalog.interactions, catalog.users
+    private = privacy_view(source, all_users, cfg, events)
     log, users = private.events, private.users
     # Serving state is built from this copy: same id space, encrypted if the source was.
     crypto = configured_crypto() if source.encrypted else None
     write_events(private.source_events, stage / "data" / "events.parquet", crypto=crypto,
                  user_ids=source.user_ids)  # fmt: skip
-    comparison = compare_watch_ratio(log, catalog.interactions)
-    plot_watch_ratio(comparison, log, catalog.interactions, report / "sim_vs_real_watch_ratio.png")
+    comparison = None if real is None else compare_watch_ratio(log, real)
+    if comparison is not None and real is not None:
+        plot_watch_ratio(comparison, log, real, report / "sim_vs_real_watch_ratio.png")
     tables = steps.run(
         "point-in-time features",
         lambda: build_training_tables(log, videos, users, cfg.features, progress),
@@ -208,7 +238,8 @@ def train_step(
         ),
     )
     metrics = dict(trained.metrics)
-    metrics["data.watch_ratio_ks"] = comparison.ks_statistic
+    if comparison is not None:
+        metrics["data.watch_ratio_ks"] = comparison.ks_statistic
     gate = quality_gate(metrics, baseline_metrics, cfg.train.gate_margin)
     if not gate.passed:
         raise GateFailed(gate.reasons)
@@ -228,7 +259,7 @@ def train_step(
     )
     plot_retrieval_vs_baselines(metrics, report / "retrieval_vs_baselines.png")
     plot_ranking_vs_popularity(metrics, report / "ranking_vs_popularity.png")
-    static_dim = int(catalog.users.schema["static"].size)  # type: ignore[attr-defined]
+    static_dim = int(all_users.schema["static"].size)  # type: ignore[attr-defined]
     return Manifest(
         model_version=datetime.now(UTC).strftime("%Y%m%d-%H%M%S") + f"-s{seed}",
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -236,9 +267,11 @@ def train_step(
         seed=seed,
         feature_specs=_feature_specs(static_dim),
         data_window=_data_window(log, tables.ranker)
-        | {"user_ids": source.user_ids or "raw", "forgotten_users": private.forgotten_users},
+        | {"user_ids": source.user_ids or "raw", "forgotten_users": private.forgotten_users}
+        | extra_window,
         metrics={k: float(v) for k, v in metrics.items()},
-        artefacts={"models": "models", "report": "report", "events": "data/events.parquet"},
+        artefacts={"models": "models", "report": "report", "events": "data/events.parquet"}
+        | ({"videos": DATASET_VIDEOS, "users": DATASET_USERS} if dataset is not None else {}),
     )
 
 
@@ -255,6 +288,7 @@ def _run(
     progress: bool,
     cfg: Config | None,
     with_build: bool,
+    dataset: Path | None = None,
 ) -> Manifest:
     """Train (and optionally build) in one staged directory, then print the metrics table."""
     cfg = cfg or load_config()
@@ -262,7 +296,9 @@ def _run(
     start = time.perf_counter()
     steps = _steps(progress)
     with staged_dir(out) as stage:
-        manifest = train_step(stage, prof, cfg, steps, events, baseline, seed, progress)
+        manifest = train_step(
+            stage, prof, cfg, steps, events, baseline, seed, progress, dataset=dataset
+        )
         if with_build:
             extra = steps.run("build artefacts", lambda: build_artefacts(stage, cfg, progress))
             manifest = _with_artefacts(manifest, extra)
@@ -284,9 +320,10 @@ def train(
     seed: int = 7,
     progress: bool = True,
     cfg: Config | None = None,
+    dataset: Path | None = None,
 ) -> Manifest:
     """`vidrec train`: models + metrics + report in ``out``, only if the gate passes."""
-    return _run(profile, out, events, baseline, seed, progress, cfg, with_build=False)
+    return _run(profile, out, events, baseline, seed, progress, cfg, False, dataset)
 
 
 def run_pipeline(
@@ -297,9 +334,11 @@ def run_pipeline(
     seed: int = 7,
     progress: bool = True,
     cfg: Config | None = None,
+    dataset: Path | None = None,
 ) -> Manifest:
-    """`vidrec pipeline run`: train + build in one staged directory."""
-    return _run(profile, out, events, baseline, seed, progress, cfg, with_build=True)
+    """`vidrec pipeline run`: train + build in one staged directory (``dataset``: a contract
+    directory, docs/datasets.md, instead of KuaiRec + the simulator)."""
+    return _run(profile, out, events, baseline, seed, progress, cfg, True, dataset)
 
 
 ARTEFACTS = {

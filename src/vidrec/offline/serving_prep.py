@@ -89,8 +89,18 @@ def load_videos_and_events(
     """The catalogue as the artefact's event log saw it, and that log."""
     events_path = root / manifest.artefacts.get("events", "data/events.parquet")
     events = read_events(events_path)
-    catalog = load_catalog(kuairec_dir, seed=manifest.seed)
-    return videos_as_of_log(catalog.videos, events, str(events_path)), events
+    if "videos" in manifest.artefacts:  # a `--dataset` build keeps its own catalogue
+        videos = pl.read_parquet(root / manifest.artefacts["videos"])
+    else:
+        videos = load_catalog(kuairec_dir, seed=manifest.seed).videos
+    return videos_as_of_log(videos, events, str(events_path)), events
+
+
+def load_users(root: Path, manifest: Manifest, kuairec_dir: Path) -> pl.DataFrame:
+    """The users table the artefact was trained with (its own, or KuaiRec's)."""
+    if "users" in manifest.artefacts:
+        return pl.read_parquet(root / manifest.artefacts["users"])
+    return load_catalog(kuairec_dir, seed=manifest.seed).users
 
 
 def write_rule_tables(root: str | Path, videos: pl.DataFrame, events: pl.DataFrame) -> Path:
@@ -147,8 +157,8 @@ def prepare_serving(
     at = log_clock_ms(events)
     # Forgotten users get nothing back; a pseudonymous log is keyed back to raw ids, which
     # is what requests carry (vidrec.offline.privacy).
-    private = serving_view(root, manifest, events, load_catalog(cfg.data.kuairec_dir,
-                           seed=manifest.seed).users, cfg)  # fmt: skip
+    users = load_users(root, manifest, cfg.data.kuairec_dir)
+    private = serving_view(root, manifest, events, users, cfg)
     events, users = private.events, private.users
     state = FeatureState(events, videos, users, features)
     store = make_store(redis_cfg, n_buckets)
