@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 
 from vidrec.models.metrics import (
     auc,
+    exclude_seen,
     grouped_ndcg_at_k,
+    grouped_recall_at_k,
     grouped_top_k_mean,
     hit_matrix,
     ndcg_at_k,
@@ -110,3 +112,22 @@ def test_split_by_day_holds_out_the_last_two_days() -> None:
         split_by_day(df.filter(pl.col("day") < 2))
     with pytest.raises(ValueError, match="missing column 'day'"):
         split_by_day(df.drop("day"))
+
+
+def test_exclude_seen_drops_history_and_moves_the_rest_up() -> None:
+    recommended = np.array([[10, 20, 30, 40], [30, 20, 10, -1]])
+    # row 0 has seen 10 and 30; row 1 has seen 20 (and 99, not in its list)
+    out = exclude_seen(recommended, np.array([0, 0, 1, 1]), np.array([10, 30, 20, 99]), 3)
+    np.testing.assert_array_equal(out, [[20, 40, -1], [30, 10, -1]])
+    none_seen = exclude_seen(recommended, np.zeros(0, np.int64), np.zeros(0, np.int64), 5)
+    np.testing.assert_array_equal(none_seen, [[10, 20, 30, 40, -1], [30, 20, 10, -1, -1]])
+
+
+def test_grouped_recall_counts_each_groups_relevant_rows_in_its_top_k() -> None:
+    group = np.array([1, 1, 1, 2, 2, 3])
+    scores = np.array([0.9, 0.5, 0.1, 0.2, 0.3, 0.7])
+    relevant = np.array([1, 0, 1, 1, 0, 0])
+    # group 1: top 2 = rows 0,1 -> 1 of 2; group 2: top 2 holds its one; group 3 has none
+    assert grouped_recall_at_k(group, scores, relevant, 2) == pytest.approx((0.5 + 1.0) / 2)
+    assert grouped_recall_at_k(group, scores, relevant, 1) == pytest.approx((0.5 + 0.0) / 2)
+    assert np.isnan(grouped_recall_at_k(group, scores, np.zeros(6), 2))

@@ -12,6 +12,8 @@ import torch
 from tests.unit.models_fixtures import make_world, ranker_examples, retrieval_examples
 from vidrec.config import Config, TrainConfig
 from vidrec.models import (
+    EVAL_KS,
+    EVAL_MODELS,
     RETRIEVAL_KS,
     RankerParams,
     TrainedModels,
@@ -64,9 +66,35 @@ def test_metrics_have_every_stable_key(
         for name in ("ndcg", "watch_ndcg")
     ]
     expected += ["ranking.watch_time@3", "ranking.popularity_watch_time@3"]
+    expected += [
+        f"eval.{model}.{name}@{k}"
+        for model in EVAL_MODELS
+        for name in ("recall", "ndcg")
+        for k in EVAL_KS
+    ]
+    expected += ["eval.ranker.ndcg@10", "eval.slate_popularity.ndcg@10", "eval.ranker.recall@10"]
     missing = [key for key in expected if key not in metrics]
     assert not missing
     assert all(np.isfinite(metrics[key]) for key in expected)
+    # 20-item slates: NDCG@50 is undefined (with why), never a number
+    undefined = world_and_models[3].undefined
+    assert (
+        "eval.ranker.ndcg@50" not in metrics
+        and "holds 20 items" in undefined["eval.ranker.ndcg@50"]
+    )
+    assert world_and_models[3].evaluation["split"] == "last-day"
+    assert world_and_models[3].evaluation["protocol"] == "filtered"
+
+
+def test_history_is_filtered_from_every_ranked_list(
+    world_and_models: tuple[np.ndarray, np.ndarray, np.ndarray, TrainedModels],
+) -> None:
+    """Filtering can only help a list of a fixed length find unseen clicks: the filtered
+    top-100 holds at least as many of them as the unfiltered top-100 (checked via recall)."""
+    metrics = world_and_models[3].metrics
+    for model in EVAL_MODELS:
+        recall = [metrics[f"eval.{model}.recall@{k}"] for k in EVAL_KS]
+        assert recall == sorted(recall), model  # recall never falls as K grows
 
 
 def test_models_beat_popularity_and_pass_the_gate(

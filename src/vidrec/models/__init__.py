@@ -15,17 +15,35 @@ from vidrec.models.calibration import (
     fit_platt_heads,
     reliability,
 )
-from vidrec.models.evaluate import RETRIEVAL_KS, evaluate_ranking, evaluate_retrieval
-from vidrec.models.gate import GateResult, metrics_from_manifest, quality_gate
+from vidrec.models.evaluate import (
+    EVAL_KS,
+    EVAL_MODELS,
+    RETRIEVAL_KS,
+    Evaluation,
+    evaluate_ranking,
+    evaluate_retrieval,
+    evaluate_slates,
+    evaluate_top_k,
+)
+from vidrec.models.gate import (
+    GateResult,
+    metrics_from_manifest,
+    quality_gate,
+    undefined_from_manifest,
+)
 from vidrec.models.metrics import split_by_day
 from vidrec.models.mmoe import MMoE, RankerResult, RankerServing, train_ranker
 from vidrec.models.params import RankerParams, TwoTowerParams
 from vidrec.models.persist import ModelBundle, load_models, save_models
 from vidrec.models.run import TrainedModels, train_and_evaluate
+from vidrec.models.splits import SplitSpec, parse_split, split_examples
 from vidrec.models.two_tower import TwoTower, TwoTowerResult, UserTower, train_two_tower
 
 __all__ = [
+    "EVAL_KS",
+    "EVAL_MODELS",
     "RETRIEVAL_KS",
+    "Evaluation",
     "GateResult",
     "IsotonicMap",
     "MMoE",
@@ -36,6 +54,7 @@ __all__ = [
     "RankerParams",
     "RankerResult",
     "RankerServing",
+    "SplitSpec",
     "TrainedModels",
     "TwoTower",
     "TwoTowerParams",
@@ -44,6 +63,8 @@ __all__ = [
     "calibration_report",
     "evaluate_ranking",
     "evaluate_retrieval",
+    "evaluate_slates",
+    "evaluate_top_k",
     "expected_calibration_error",
     "fit_isotonic",
     "fit_matrix_factorization",
@@ -51,11 +72,14 @@ __all__ = [
     "fit_popularity",
     "load_models",
     "metrics_from_manifest",
+    "parse_split",
     "quality_gate",
     "reliability",
     "save_models",
     "split_by_day",
+    "split_examples",
     "train_and_evaluate",
     "train_ranker",
     "train_two_tower",
+    "undefined_from_manifest",
 ]

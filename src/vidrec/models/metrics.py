@@ -16,7 +16,9 @@ from vidrec.models.frames import require_columns
 
 __all__ = [
     "auc",
+    "exclude_seen",
     "grouped_ndcg_at_k",
+    "grouped_recall_at_k",
     "grouped_top_k_mean",
     "hit_matrix",
     "log_loss",
@@ -59,6 +61,28 @@ def hit_matrix(
     hits = np.isin(rec_keys, keys) & (recommended >= 0)
     n_relevant = np.bincount(keys // span, minlength=n_users)
     return hits, n_relevant
+
+
+def exclude_seen(
+    recommended: np.ndarray, seen_user: np.ndarray, seen_item: np.ndarray, k: int
+) -> np.ndarray:
+    """The first ``k`` ids of each row that its user has not seen, in order; ``-1`` pads.
+
+    The filtered protocol: an item from the user's training history is not a recommendation
+    the user needs, so it leaves the list and the next one moves up. ``seen_user`` indexes
+    rows of ``recommended``, pairing with ``seen_item``; ``-1`` entries count as seen.
+    """
+    if seen_user.size:
+        masked, _ = hit_matrix(recommended, seen_user, seen_item)
+    else:
+        masked = np.zeros(recommended.shape, dtype=bool)
+    masked |= recommended < 0
+    order = np.argsort(masked, axis=1, kind="stable")[:, :k]
+    out = np.take_along_axis(recommended, order, axis=1)
+    out[np.take_along_axis(masked, order, axis=1)] = -1
+    if out.shape[1] < k:
+        out = np.pad(out, ((0, 0), (0, k - out.shape[1])), constant_values=-1)
+    return out
 
 
 def recall_at_k(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> float:
@@ -130,6 +154,25 @@ def grouped_ndcg_at_k(group: np.ndarray, scores: np.ndarray, gains: np.ndarray, 
     if not scored.any():
         return float("nan")
     return float(np.mean(dcg(scores.astype(np.float64))[scored] / ideal[scored]))
+
+
+def grouped_recall_at_k(
+    group: np.ndarray, scores: np.ndarray, relevant: np.ndarray, k: int
+) -> float:
+    """Mean over groups with any relevant row of |relevant ∩ top-k by ``scores``| / |relevant|."""
+    if not group.size:
+        return float("nan")
+    codes = _group_codes(group)
+    n_groups = int(codes.max()) + 1
+    rel = relevant.astype(bool)
+    order, rank = _rank_within_groups(codes, scores.astype(np.float64))
+    top = (rank < k) & rel[order]
+    found = np.bincount(codes[order][top], minlength=n_groups)
+    total = np.bincount(codes[rel], minlength=n_groups)
+    scored = total > 0
+    if not scored.any():
+        return float("nan")
+    return float(np.mean(found[scored] / total[scored]))
 
 
 def grouped_top_k_mean(group: np.ndarray, scores: np.ndarray, values: np.ndarray, k: int) -> float:
