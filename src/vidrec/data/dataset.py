@@ -130,7 +130,7 @@ def _integers(df: pl.DataFrame, path: Path, column: str, *, nullable: bool = Fal
         )
     example = s.drop_nulls().head(1).to_list()
     raise DatasetError(
-        f"{path}: column {column!r} has type {s.dtype}, expected integers"
+        f"{path}: column {column!r} has type {s.dtype} in all {len(s):,} rows, expected integers"
         + (f" (e.g. {example[0]!r})" if example else "")
     )
 
@@ -264,10 +264,10 @@ def _videos(
     _require(raw, path, ["item_id"])
     ids = _integers(raw, path, "item_id")
     _check_ids(ids, path, "item_id")
-    repeated = ids.filter(ids.is_duplicated())
+    repeated = ids.filter(~ids.is_first_distinct())
     if repeated.len():
         raise DatasetError(
-            f"{path}: column 'item_id': {repeated.len():,} rows repeat an item id"
+            f"{path}: column 'item_id': {repeated.len():,} rows repeat an earlier item id"
             f" (e.g. {repeated[0]}); write one row per item"
         )
     items = raw.with_columns(ids.alias("item_id"))
@@ -398,10 +398,10 @@ def _users(
         _require(raw, path, ["user_id"])
         ids = _integers(raw, path, "user_id")
         _check_ids(ids, path, "user_id")
-        repeated = ids.filter(ids.is_duplicated())
+        repeated = ids.filter(~ids.is_first_distinct())
         if repeated.len():
             raise DatasetError(
-                f"{path}: column 'user_id': {repeated.len():,} rows repeat a user id"
+                f"{path}: column 'user_id': {repeated.len():,} rows repeat an earlier user id"
                 f" (e.g. {repeated[0]}); write one row per user"
             )
         raw = raw.with_columns(ids).sort("user_id")
