@@ -46,7 +46,9 @@ EXIT_GATE = 3
 
 def _gate_failure(exc: Any) -> str:
     reasons = "\n".join(f"  • {r}" for r in exc.reasons)
-    return f"[bold red]quality gate failed — nothing was exported:[/]\n{reasons}"
+    kept = getattr(exc, "kept", None)
+    where = f"\nmetrics, gate checks and report kept in {kept}" if kept else ""
+    return f"[bold red]quality gate failed — nothing was exported:[/]\n{reasons}{where}"
 
 
 def friendly(fn: F) -> F:

@@ -25,6 +25,9 @@ class Manifest:
     metrics: dict[str, float]
     artefacts: dict[str, str] = field(default_factory=dict)
     timings_s: dict[str, float] = field(default_factory=dict)
+    # How ``metrics`` were measured: split, protocol (filtered/unfiltered), row counts, the
+    # keys left undefined with their reasons, and the gate's checks (vidrec.models.evaluate).
+    evaluation: dict[str, Any] = field(default_factory=dict)
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")

@@ -1,9 +1,16 @@
-"""What a person sees after a run: a metrics table against the baselines, and plots."""
+"""What a person sees after a run: a metrics table against the baselines, and plots.
+
+The second table is the evaluation the field reports (``eval.<model>.{recall,ndcg}@K``, see
+:mod:`vidrec.models.evaluate`) under the run's split and protocol; a metric the test data
+cannot support is shown as undefined and its reason is printed under the table.
+"""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -16,6 +23,15 @@ from vidrec.contracts.manifest import Manifest
 from vidrec.schema import RANKER_HEADS
 
 RETRIEVAL_KS = (50, 100, 500)
+EVAL_KS = (10, 20, 50, 100)
+# (column title, model name in eval.<model>.*)
+_EVAL_COLUMNS = (
+    ("two-tower", "two_tower"),
+    ("popularity", "popularity"),
+    ("ALS", "als"),
+    ("ranker (slates)", "ranker"),
+    ("popularity (slates)", "slate_popularity"),
+)
 
 # (label, model key, baseline keys) — one row of the table each.
 _ROWS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -51,7 +67,7 @@ def _fmt(value: float | None) -> str:
 
 
 def metrics_table(metrics: Mapping[str, float]) -> Table:
-    table = Table(title="offline metrics (test = last day)", title_justify="left")
+    table = Table(title="offline metrics (held-out test split)", title_justify="left")
     for col in ("metric", "model", "popularity", "MF (ALS)", "model ÷ popularity"):
         table.add_column(col, justify="left" if col == "metric" else "right")
     for label, key, baselines in _ROWS:
@@ -64,16 +80,62 @@ def metrics_table(metrics: Mapping[str, float]) -> Table:
     return table
 
 
+def eval_table(metrics: Mapping[str, float], evaluation: Mapping[str, Any]) -> Table:
+    """recall/ndcg@K per model; ``undefined`` where the test data leaves the metric undefined."""
+    undefined = evaluation.get("undefined", {})
+    title = (
+        f"top-K evaluation ({evaluation.get('protocol', '?')} protocol, "
+        f"split {evaluation.get('split', '?')})"
+    )
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric", justify="left")
+    for label, _ in _EVAL_COLUMNS:
+        table.add_column(label, justify="right")
+    for metric in ("recall", "ndcg"):
+        for k in EVAL_KS:
+            cells = []
+            for _, model in _EVAL_COLUMNS:
+                key = f"eval.{model}.{metric}@{k}"
+                cells.append(
+                    f"{metrics[key]:.4f}" if key in metrics else "undefined" if key in undefined
+                    else "—"
+                )  # fmt: skip
+            table.add_row(f"{metric}@{k}", *cells)
+    return table
+
+
+def undefined_lines(undefined: Mapping[str, str]) -> list[str]:
+    """One line per reason, naming the keys it leaves undefined (reasons repeat across K)."""
+    by_reason: dict[str, list[str]] = {}
+    for key, reason in sorted(undefined.items()):
+        by_reason.setdefault(reason, []).append(key)
+    return [f"undefined: {', '.join(keys)} — {reason}" for reason, keys in by_reason.items()]
+
+
 def print_metrics(manifest: Manifest, console: Console | None = None) -> None:
     console = console or Console()
     console.width = max(console.width, 110)  # the table is unreadable when wrapped
     w = manifest.data_window
+    ev = manifest.evaluation
     console.print(
         f"[bold]model {manifest.model_version}[/] · profile {manifest.profile} · "
-        f"{w.get('n_events', 0):,} events · train days {w.get('train_days')} · "
-        f"test day {w.get('test_day')}"
+        f"{w.get('n_events', 0):,} events · split {ev.get('split', 'last-day')} · "
+        f"{ev.get('protocol', 'unfiltered')} protocol"
     )
     console.print(metrics_table(manifest.metrics))
+    if ev:
+        console.print(eval_table(manifest.metrics, ev))
+        for line in undefined_lines(ev.get("undefined", {})):
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
+        for check in ev.get("gate", {}).get("checks", []):
+            console.print(f"gate: {check}", highlight=False, markup=False, soft_wrap=True)
+
+
+def metrics_text(manifest: Manifest) -> str:
+    """The printed tables as plain text, kept next to the plots (``report/metrics.txt``)."""
+    buffer = io.StringIO()
+    print_metrics(manifest, Console(file=buffer, width=130, color_system=None))
+    return buffer.getvalue()
 
 
 def plot_training_curves(panels: Mapping[str, Mapping[str, Sequence[float]]], path: Path) -> Path:

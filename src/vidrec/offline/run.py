@@ -7,6 +7,7 @@ input, a failed quality gate, a bug — leaves no output directory that looks co
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -39,7 +40,14 @@ from vidrec.features import (
     user_spec,
     user_tower_spec,
 )
-from vidrec.models import metrics_from_manifest, quality_gate, save_models, train_and_evaluate
+from vidrec.models import (
+    metrics_from_manifest,
+    parse_split,
+    quality_gate,
+    save_models,
+    train_and_evaluate,
+    undefined_from_manifest,
+)
 from vidrec.models.frames import float_matrix, int_matrix
 from vidrec.models.mmoe import RANKER_TABLE, ranker_data
 from vidrec.models.params import RankerParams, TwoTowerParams
@@ -49,7 +57,9 @@ from vidrec.offline.build import EvalSample, build_artefacts
 from vidrec.offline.catalog import videos_as_of_log
 from vidrec.offline.privacy import PrivacyView, load_tombstones
 from vidrec.offline.profiles import Profile, get_profile
+from vidrec.offline.rejected import keep_rejected, rejected_dir
 from vidrec.offline.report import (
+    metrics_text,
     plot_ranking_vs_popularity,
     plot_retrieval_vs_baselines,
     plot_training_curves,
@@ -195,7 +205,9 @@ def train_step(
     dataset: Path | None = None,
 ) -> Manifest:
     """Everything up to and including the quality gate; writes ``stage/models`` and report."""
+    parse_split(cfg.train.eval_split)  # a bad --split fails before minutes of work
     baseline_metrics = metrics_from_manifest(baseline) if baseline else None
+    baseline_undefined = undefined_from_manifest(baseline) if baseline else {}
     report = stage / "report"
     report.mkdir()
     (stage / "data").mkdir()
@@ -240,9 +252,14 @@ def train_step(
     metrics = dict(trained.metrics)
     if comparison is not None:
         metrics["data.watch_ratio_ks"] = comparison.ks_statistic
-    gate = quality_gate(metrics, baseline_metrics, cfg.train.gate_margin)
+    undefined = trained.undefined | baseline_undefined
+    gate = quality_gate(metrics, baseline_metrics, cfg.train.gate_margin, undefined)
+    evaluation = trained.evaluation | {
+        "undefined": trained.undefined,
+        "gate": {"passed": gate.passed, "checks": gate.checks, "reasons": gate.reasons},
+    }
     if not gate.passed:
-        raise GateFailed(gate.reasons)
+        raise GateFailed(gate.reasons, metrics, evaluation)
 
     models_dir = stage / "models"
     save_models(models_dir, trained.two_tower, trained.ranker)
@@ -270,6 +287,7 @@ def train_step(
         | {"user_ids": source.user_ids or "raw", "forgotten_users": private.forgotten_users}
         | extra_window,
         metrics={k: float(v) for k, v in metrics.items()},
+        evaluation=evaluation,
         artefacts={"models": "models", "report": "report", "events": "data/events.parquet"}
         | ({"videos": DATASET_VIDEOS, "users": DATASET_USERS} if dataset is not None else {}),
     )
@@ -296,9 +314,13 @@ def _run(
     start = time.perf_counter()
     steps = _steps(progress)
     with staged_dir(out) as stage:
-        manifest = train_step(
-            stage, prof, cfg, steps, events, baseline, seed, progress, dataset=dataset
-        )
+        try:
+            manifest = train_step(
+                stage, prof, cfg, steps, events, baseline, seed, progress, dataset=dataset
+            )
+        except GateFailed as exc:  # nothing exported; the evidence is kept and printed
+            exc.kept = keep_rejected(stage, out, exc, prof.name, seed, Console(stderr=True))
+            raise
         if with_build:
             extra = steps.run("build artefacts", lambda: build_artefacts(stage, cfg, progress))
             manifest = _with_artefacts(manifest, extra)
@@ -306,6 +328,8 @@ def _run(
         steps.timings["total"] = round(time.perf_counter() - start, 2)
         manifest = replace(manifest, timings_s=manifest.timings_s | steps.timings)
         manifest.write(stage / "manifest.json")
+        (stage / "report" / "metrics.txt").write_text(metrics_text(manifest))
+    shutil.rmtree(rejected_dir(out.resolve()), ignore_errors=True)  # superseded
     print_metrics(manifest, steps.console)
     steps.console.print(f"[bold green]done[/] in {steps.timings['total']:.0f}s → {out}")
     steps.console.print(f"plots: {out / 'report'}")
