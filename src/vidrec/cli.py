@@ -96,18 +96,9 @@ UnfilteredOpt = Annotated[
 
 def _eval_config(split: str | None, unfiltered: bool) -> Config:
     """The configuration with --split / --unfiltered applied (validated before any work)."""
-    from dataclasses import replace
+    from vidrec.offline.run import evaluation_config
 
-    from vidrec.config import load_config
-    from vidrec.models.splits import parse_split
-
-    cfg = load_config()
-    train = cfg.train
-    if split is not None:
-        train = replace(train, eval_split=str(parse_split(split)))
-    if unfiltered:
-        train = replace(train, eval_filter_seen=False)
-    return replace(cfg, train=train)
+    return evaluation_config(split, unfiltered)
 
 
 @pipeline_app.command("run")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from vidrec.cli_support import _gate_failure
@@ -72,3 +73,15 @@ def test_cli_message_names_where_the_evidence_is(tmp_path: Path) -> None:
     message = _gate_failure(exc)
     assert "two-tower recall@100" in message
     assert str(tmp_path / "model.rejected") in message
+
+
+def test_split_and_protocol_options_reach_the_config() -> None:
+    from vidrec.config import Config
+    from vidrec.offline.run import evaluation_config
+
+    cfg = evaluation_config("per-user:0.20", True, Config())
+    assert cfg.train.eval_split == "per-user:0.2" and cfg.train.eval_filter_seen is False
+    default = evaluation_config(None, False, Config())
+    assert default.train.eval_split == "auto" and default.train.eval_filter_seen is True
+    with pytest.raises(ValueError, match="--split: unknown split 'weekly'"):
+        evaluation_config("weekly", False, Config())

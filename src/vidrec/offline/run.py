@@ -293,6 +293,17 @@ def train_step(
     )
 
 
+def evaluation_config(split: str | None, unfiltered: bool, cfg: Config | None = None) -> Config:
+    """``cfg`` (default: the environment's) with ``--split`` / ``--unfiltered`` applied."""
+    cfg = cfg or load_config()
+    train = cfg.train
+    if split is not None:
+        train = replace(train, eval_split=str(parse_split(split)))
+    if unfiltered:
+        train = replace(train, eval_filter_seen=False)
+    return replace(cfg, train=train)
+
+
 def _steps(progress: bool) -> Steps:
     return Steps(Console(stderr=True, quiet=not progress), {})
 
