@@ -63,8 +63,19 @@ def test_manifest_has_stable_keys_and_spec_hashes(run: tuple[Path, Manifest]) ->
         "index.recall@500",
         "ranking.int8_auc_delta.p_click",
         "ranking.int8_speedup",
+        *(
+            f"eval.{model}.{metric}@{k}"
+            for model in ("two_tower", "popularity", "als")
+            for metric in ("recall", "ndcg")
+            for k in (10, 20, 50, 100)
+        ),
+        "eval.ranker.ndcg@10",
     ):
         assert np.isfinite(manifest.metrics[key]), key
+    assert manifest.evaluation["protocol"] == "filtered"
+    assert manifest.evaluation["split"] == "last-day"
+    assert manifest.evaluation["gate"]["passed"] is True
+    assert "holds 10 items" in manifest.evaluation["undefined"]["eval.ranker.ndcg@20"]
     assert {"user", "video", "context", "ranker_input"} <= set(manifest.feature_specs)
     assert all(len(s["hash"]) == 16 for s in manifest.feature_specs.values())
     for rel in manifest.artefacts.values():
@@ -108,6 +119,17 @@ def test_gate_refuses_a_model_no_better_than_its_baseline(
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == EXIT_GATE, result.stderr
-    assert "quality gate failed" in result.stderr
-    assert "recall@100" in " ".join(result.stderr.split())
-    assert not out.exists()
+    stderr = " ".join(result.stderr.split())
+    assert "quality gate failed" in stderr
+    assert "recall@100" in stderr
+    assert not out.exists()  # nothing exported
+    # ... but the refusal explains itself: the full table printed, and kept with the report
+    assert "top-K evaluation (filtered protocol, split last-day)" in stderr
+    kept = tmp_path / "candidate.rejected"
+    assert f"keptin{kept}" in "".join(stderr.split())  # rich may wrap the path
+    rejected = read_manifest(kept / "manifest.json")
+    assert rejected.evaluation["gate"]["passed"] is False
+    assert rejected.evaluation["gate"]["reasons"]
+    assert "eval.two_tower.ndcg@10" in rejected.metrics
+    assert (kept / "report" / "metrics.txt").read_text().count("gate: ") == 2
+    assert not (kept / "models").exists()

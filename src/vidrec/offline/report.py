@@ -117,10 +117,10 @@ def print_metrics(manifest: Manifest, console: Console | None = None) -> None:
     console.width = max(console.width, 110)  # the table is unreadable when wrapped
     w = manifest.data_window
     ev = manifest.evaluation
+    events = f"{w['n_events']:,} events · " if "n_events" in w else ""
     console.print(
-        f"[bold]model {manifest.model_version}[/] · profile {manifest.profile} · "
-        f"{w.get('n_events', 0):,} events · split {ev.get('split', 'last-day')} · "
-        f"{ev.get('protocol', 'unfiltered')} protocol"
+        f"[bold]model {manifest.model_version}[/] · profile {manifest.profile} · {events}"
+        f"split {ev.get('split', 'last-day')} · {ev.get('protocol', 'unfiltered')} protocol"
     )
     console.print(metrics_table(manifest.metrics))
     if ev:
