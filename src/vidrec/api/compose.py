@@ -27,7 +27,7 @@ from vidrec.backends.coldstart import ColdStart, launch
 from vidrec.backends.features import FeatureFetcher
 from vidrec.backends.impressions import RedisStreamImpressionSink
 from vidrec.backends.live_trending import LiveTrending
-from vidrec.backends.ranker import TritonRankerClient
+from vidrec.backends.ranker import TritonRankerClient, ranker_channel_options
 from vidrec.backends.retrieval import LocalRetrieval
 from vidrec.backends.routing import RoutingCache, default_table, file_reader
 from vidrec.backends.serving_state import ServingState
@@ -46,7 +46,6 @@ from vidrec.pipeline.surfaces import (
     related_surface,
     trending_surface,
 )
-from vidrec.ranking.triton_client import channel_options
 from vidrec.security.forget import Eraser
 from vidrec.security.guard import Guard
 from vidrec.security.pseudonym import Pseudonymizer
@@ -86,7 +85,7 @@ def build_api(
     ranker = TritonRankerClient(
         t.ranker_target, t.model_name, score_ms / 1000, routing.version_for_variant,
         breaker=CircuitBreaker.of(s, "ranker"), answered_variant=routing.answered_variant,
-        channel_options=channel_options(t),  # round-robin over every address of the target
+        channel_options=ranker_channel_options(t),  # round-robin over the target's addresses
     )  # fmt: skip
     local: LocalRetrieval | None = None
     if retrieval is None:

@@ -18,7 +18,7 @@ from typing import Any
 import grpc
 import numpy as np
 
-from vidrec.config import ServingConfig
+from vidrec.config import ServingConfig, TritonConfig
 from vidrec.pipeline.base import DependencyError
 from vidrec.pipeline.clients import RankerAnswer
 from vidrec.pipeline.resilience import CircuitBreaker
@@ -26,6 +26,7 @@ from vidrec.ranking.signature import N_HEADS
 from vidrec.ranking.triton_client import (
     AioInferChannel,
     ChannelOptions,
+    channel_options,
     check_batch,
     decode_scores,
     encode_request,
@@ -89,3 +90,9 @@ class TritonRankerClient:
         if self._channel is not None:
             channel, self._channel = self._channel, None
             await channel.close()
+
+
+def ranker_channel_options(triton: TritonConfig) -> ChannelOptions:
+    """The channel options of the serving ranker (balancing, keepalive) from ``triton``: the
+    API layer composes the client without reaching into :mod:`vidrec.ranking`."""
+    return channel_options(triton)
