@@ -16,6 +16,7 @@ import polars as pl
 from rich.progress import track
 
 from vidrec.config import FeatureConfig
+from vidrec.errors import InputError
 from vidrec.features.context import DAY_MS, context_vectors
 from vidrec.features.point_in_time import DEFAULT_FEATURES, FeatureState
 from vidrec.features.ranker_input import assemble, user_tower_input
@@ -38,6 +39,8 @@ RANKER_COLUMNS = (
     "x",
 )
 RETRIEVAL_COLUMNS = ("user_id", "video_id", "ts", "day", "user_x", "history")
+SPLIT_COLUMN = "split"
+"""Added to both tables when a dataset ships its own split (``vidrec.models.splits``)."""
 
 
 @dataclass(frozen=True)
@@ -116,8 +119,16 @@ def build_training_tables(
     users: pl.DataFrame,
     cfg: FeatureConfig = DEFAULT_FEATURES,
     progress: bool = False,
+    splits: pl.DataFrame | None = None,
 ) -> TrainingTables:
-    """Ranker (one row per impression) and retrieval (one row per click) examples."""
+    """Ranker (one row per impression) and retrieval (one row per click) examples.
+
+    ``splits`` (``event_id, split``: a dataset's own split, docs/datasets.md) adds a ``split``
+    column to both tables, each example taking the split of the impression or click it is
+    built from; without it the tables have no ``split`` column.
+    """
+    if splits is not None:
+        splits = _event_splits(splits, events)
     state = FeatureState(events, videos, users, cfg)
     origin = int(events["ts"].to_numpy().min()) // DAY_MS * DAY_MS if events.height else 0
     user_device = users.select("user_id", pl.col("device").alias("user_device"))
@@ -142,12 +153,18 @@ def build_training_tables(
         progress,
         "ranker examples",
     )
-    ranker = impressions.with_columns(x).select(RANKER_COLUMNS)
+    ranker = _with_split(impressions.with_columns(x), RANKER_COLUMNS, splits, "ranker")
 
     clicks = (
         events.filter(pl.col("type") == EventType.CLICK.value)
         .sort("ts", maintain_order=True)
-        .select("user_id", "video_id", "ts", _day(pl.col("ts"), origin).alias("day"))
+        .select(
+            *(("event_id",) if splits is not None else ()),
+            "user_id",
+            "video_id",
+            "ts",
+            _day(pl.col("ts"), origin).alias("day"),
+        )
     )
     cu, ct = clicks["user_id"].to_numpy(), clicks["ts"].to_numpy()
     user_x = _chunked(
@@ -160,8 +177,39 @@ def build_training_tables(
     history = _chunked(
         clicks.height, lambda s: state.history(cu[s], ct[s]), "history", progress, "histories"
     )
-    retrieval = clicks.with_columns(user_x, history).select(RETRIEVAL_COLUMNS)
+    retrieval = _with_split(
+        clicks.with_columns(user_x, history), RETRIEVAL_COLUMNS, splits, "retrieval"
+    )
     return TrainingTables(ranker=ranker, retrieval=retrieval)
+
+
+def _event_splits(splits: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
+    """``event_id, split`` checked: both columns, one row per event id, ids the log knows."""
+    for name in ("event_id", SPLIT_COLUMN):
+        if name not in splits.columns:
+            raise InputError(f"splits: missing column {name!r}")
+    if "event_id" not in events.columns:
+        raise InputError("events: missing column 'event_id' (needed to join the splits)")
+    out = splits.select("event_id", pl.col(SPLIT_COLUMN).cast(pl.String))
+    if out["event_id"].is_duplicated().any():
+        raise InputError("splits: column 'event_id' holds duplicates")
+    return out
+
+
+def _with_split(
+    examples: pl.DataFrame, columns: tuple[str, ...], splits: pl.DataFrame | None, table: str
+) -> pl.DataFrame:
+    """``examples`` in ``columns``, plus each row's ``split`` (by ``event_id``) when given."""
+    if splits is None:
+        return examples.select(columns)
+    joined = examples.join(splits, on="event_id", how="left", maintain_order="left")
+    missing = joined[SPLIT_COLUMN].null_count()
+    if missing:
+        raise InputError(
+            f"{table} examples: {missing:,} of {joined.height:,} rows have no split"
+            " (their event_id is not in the splits)"
+        )
+    return joined.select(*columns, SPLIT_COLUMN)
 
 
 def users_at(state: FeatureState, at_ms: int) -> pl.DataFrame:

@@ -29,7 +29,7 @@ from vidrec.data import (
     schedule_uploads,
     simulate,
 )
-from vidrec.data.dataset import Dataset, load_dataset
+from vidrec.data.dataset import SPLIT, Dataset, load_dataset
 from vidrec.errors import GateFailed, InputError
 from vidrec.events.event_log import EventLog, configured_crypto, read_event_log, write_events
 from vidrec.features import (
@@ -179,9 +179,10 @@ def _feature_specs(static_dim: int) -> dict[str, dict[str, object]]:
 
 def _dataset_inputs(
     stage: Path, dataset: Path, cfg: Config, steps: Steps
-) -> tuple[EventLog, pl.DataFrame, pl.DataFrame, dict[str, object]]:
+) -> tuple[EventLog, pl.DataFrame, pl.DataFrame, dict[str, object], pl.DataFrame | None]:
     """A `--dataset` directory (docs/datasets.md): its log, catalogue and users, which the
-    artefact keeps (``data/``) so serving prep reads the same catalogue, not KuaiRec's."""
+    artefact keeps (``data/``) so serving prep reads the same catalogue, not KuaiRec's, and
+    its own split (``event_id, split``) when it ships one."""
     ds: Dataset = steps.run(f"read dataset {dataset}", lambda: load_dataset(dataset, cfg.data))
     for reason, n in ds.report.skipped.items():
         steps.console.print(f"  [yellow]skipped[/] {n:,} interactions: {reason}")
@@ -190,7 +191,8 @@ def _dataset_inputs(
     ds.videos.write_parquet(stage / DATASET_VIDEOS)
     ds.users.write_parquet(stage / DATASET_USERS)
     window: dict[str, object] = {"dataset": str(dataset), "report": ds.report.as_dict()}
-    return EventLog(ds.events, user_ids="", encrypted=False), ds.videos, ds.users, window
+    splits = ds.interactions.select("event_id", SPLIT) if SPLIT in ds.interactions.columns else None
+    return EventLog(ds.events, user_ids="", encrypted=False), ds.videos, ds.users, window, splits
 
 
 def train_step(
@@ -213,10 +215,13 @@ def train_step(
     (stage / "data").mkdir()
     real: pl.DataFrame | None = None  # KuaiRec's real interactions, to compare the simulator
     extra_window: dict[str, object] = {}
+    splits: pl.DataFrame | None = None  # the dataset's own split, when it ships one
     if dataset is not None:
         if events is not None:
             raise InputError("--dataset and --events: give one source of interactions")
-        source, videos, all_users, extra_window = _dataset_inputs(stage, dataset, cfg, steps)
+        source, videos, all_users, extra_window, splits = _dataset_inputs(
+            stage, dataset, cfg, steps
+        )
     else:
         catalog = steps.run("load KuaiRec", lambda: _load_catalog(cfg, seed))
         source, videos = steps.run(
@@ -235,7 +240,7 @@ def train_step(
         plot_watch_ratio(comparison, log, real, report / "sim_vs_real_watch_ratio.png")
     tables = steps.run(
         "point-in-time features",
-        lambda: build_training_tables(log, videos, users, cfg.features, progress),
+        lambda: build_training_tables(log, videos, users, cfg.features, progress, splits),
     )
     trained = steps.run(
         "train two-tower + MMoE, evaluate vs baselines",
