@@ -135,6 +135,20 @@ def _integers(df: pl.DataFrame, path: Path, column: str, *, nullable: bool = Fal
     )
 
 
+def _unique_ids(raw: pl.DataFrame, path: Path, column: str, what: str) -> pl.Series:
+    """The id column of a table with one row per entity: present, integer, in range, unique."""
+    _require(raw, path, [column])
+    ids = _integers(raw, path, column)
+    _check_ids(ids, path, column)
+    repeated = ids.filter(~ids.is_first_distinct())
+    if repeated.len():
+        raise DatasetError(
+            f"{path}: column {column!r}: {repeated.len():,} rows repeat an earlier {what} id"
+            f" (e.g. {repeated[0]}); write one row per {what}"
+        )
+    return ids
+
+
 def _check_ids(ids: pl.Series, path: Path, column: str) -> None:
     bad = ids.filter((ids < 0) | (ids > MAX_ENTITY_ID))
     if bad.len():
@@ -261,15 +275,7 @@ def _videos(
     report: DatasetReport,
 ) -> pl.DataFrame:
     """The catalogue in ``VIDEO_SCHEMA``: missing optional fields derived and reported."""
-    _require(raw, path, ["item_id"])
-    ids = _integers(raw, path, "item_id")
-    _check_ids(ids, path, "item_id")
-    repeated = ids.filter(~ids.is_first_distinct())
-    if repeated.len():
-        raise DatasetError(
-            f"{path}: column 'item_id': {repeated.len():,} rows repeat an earlier item id"
-            f" (e.g. {repeated[0]}); write one row per item"
-        )
+    ids = _unique_ids(raw, path, "item_id", "item")
     items = raw.with_columns(ids.alias("item_id"))
     seen = interactions.group_by("item_id").agg(
         pl.col("ts").min().alias("first_ts"), pl.col("watch_ms").max().alias("max_watch")
@@ -395,15 +401,7 @@ def _users(
         report.notes.append("no users file: users have no features of their own")
     else:
         raw = _read(path)
-        _require(raw, path, ["user_id"])
-        ids = _integers(raw, path, "user_id")
-        _check_ids(ids, path, "user_id")
-        repeated = ids.filter(~ids.is_first_distinct())
-        if repeated.len():
-            raise DatasetError(
-                f"{path}: column 'user_id': {repeated.len():,} rows repeat an earlier user id"
-                f" (e.g. {repeated[0]}); write one row per user"
-            )
+        ids = _unique_ids(raw, path, "user_id", "user")
         raw = raw.with_columns(ids).sort("user_id")
     static = _encode_features(raw, path or Path(USERS), cfg, report)
     ids_np = raw["user_id"].to_numpy()
