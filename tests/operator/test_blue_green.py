@@ -6,7 +6,6 @@ and so data, only while the operator routes a preview share to it."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,15 +13,14 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from tests.integration.redis_servers import _free_port
-from tests.operator.conftest import Cluster, run_operator
-from tests.operator.serving_metrics import Canary, fake_serving, prometheus
+from tests.operator.conftest import Cluster
+from tests.operator.serving_metrics import Canary
 from tests.operator.test_handlers import (
-    HANDLERS,
     operator_series,
     phase_in,
     rollout,
     routing_weights,
+    serving_and_operator,
 )
 from vidrec.rollout.analysis import Verdict
 
@@ -64,18 +62,10 @@ async def world(
 ) -> AsyncIterator[Cluster]:
     """Users split by the live routing table (the test's ``Canary`` on the candidate's share),
     Prometheus over their series, and the operator."""
+    share = lambda: routing_weights(redis_url).get("canary", 0) / 100  # noqa: E731
     canary: Canary = getattr(request, "param", Canary())
-    with ExitStack() as stack:
-        share = lambda: routing_weights(redis_url).get("canary", 0) / 100  # noqa: E731
-        target = stack.enter_context(fake_serving(canary, share=share))
-        url = stack.enter_context(prometheus(target, tmp_path))
-        monkeypatch.setenv("VIDREC_ROLLOUT__PROMETHEUS_URL", url)
-        monkeypatch.setenv("VIDREC_ROLLOUT__TICK_S", "0.5")
-        port = _free_port()
-        monkeypatch.setenv("VIDREC_ROLLOUT__METRICS_PORT", str(port))
-        cluster.metrics_url = f"http://127.0.0.1:{port}/metrics"  # type: ignore[attr-defined]
-        async with run_operator(cluster, HANDLERS):
-            yield cluster
+    async with serving_and_operator(cluster, canary, tmp_path, monkeypatch, share=share):
+        yield cluster
 
 
 def unix(iso: str) -> float:

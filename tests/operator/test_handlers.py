@@ -5,8 +5,9 @@ on a REAL standalone redis-server."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -62,9 +63,23 @@ async def world(
     monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[Cluster]:
     """Serving series (the test's ``Canary``), Prometheus over them, and the operator."""
-    canary: Canary = getattr(request, "param", Canary())
+    async with serving_and_operator(cluster, getattr(request, "param", Canary()), tmp_path,
+                                    monkeypatch):  # fmt: skip
+        yield cluster
+
+
+@contextlib.asynccontextmanager
+async def serving_and_operator(
+    cluster: Cluster,
+    canary: Canary,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    share: Callable[[], float] | None = None,
+) -> AsyncIterator[None]:
+    """Fake serving series (``share``: the candidate's share of users, if not the canary's
+    own), Prometheus scraping them, and the kopf operator with its metrics port."""
     with ExitStack() as stack:
-        target = stack.enter_context(fake_serving(canary))
+        target = stack.enter_context(fake_serving(canary, share=share))
         url = stack.enter_context(prometheus(target, tmp_path))
         monkeypatch.setenv("VIDREC_ROLLOUT__PROMETHEUS_URL", url)
         monkeypatch.setenv("VIDREC_ROLLOUT__TICK_S", "0.5")
@@ -72,7 +87,7 @@ async def world(
         monkeypatch.setenv("VIDREC_ROLLOUT__METRICS_PORT", str(port))
         cluster.metrics_url = f"http://127.0.0.1:{port}/metrics"  # type: ignore[attr-defined]
         async with run_operator(cluster, HANDLERS):
-            yield cluster
+            yield
 
 
 async def operator_series(world: Cluster, name: str) -> dict[str, float]:
