@@ -25,15 +25,13 @@ from vidrec.backends.calls import BlockingCalls
 from vidrec.contracts.routing import (
     DEFAULT_TABLE,
     SPLITS,
+    UNKNOWN_VARIANT,
     RoutingTable,
     VariantRoute,
     assign_variant,
 )
 from vidrec.pipeline.base import DependencyError
 from vidrec.pipeline.resilience import CircuitBreaker
-
-UNKNOWN_VARIANT = "unknown"
-"""The label of a request answered by a model version no variant of the table names."""
 
 
 def file_reader(path: str | Path) -> Callable[[], bytes | None]:
@@ -138,14 +136,11 @@ class RoutingCache:
         table = self._table
         if table is self._default:  # nothing published yet: one model, one variant
             return table.variants[0].name
-        try:
-            ran = int(version)
-        except ValueError:
-            return asked if not table.upstream else UNKNOWN_VARIANT
-        if not table.upstream:
-            try:
-                if table.route(asked).model_version == ran:
-                    return asked
-            except KeyError:
-                pass
+        if not version.isdigit():
+            return UNKNOWN_VARIANT if table.upstream else asked
+        ran = int(version)
+        if not table.upstream and any(
+            r.name == asked and r.model_version == ran for r in table.variants
+        ):
+            return asked
         return table.variant_of_version(ran) or UNKNOWN_VARIANT

@@ -29,6 +29,8 @@ SPLITS = (SERVING_SPLIT, UPSTREAM_SPLIT)
 UNATTRIBUTED = "unattributed"
 """The variant of a request no model answered under an upstream split (a degraded answer):
 nothing says which replica failed it."""
+UNKNOWN_VARIANT = "unknown"
+"""The variant of a request answered by a model version no variant of the table names."""
 _BUCKETS_PER_PERCENT = N_BUCKETS // 100
 
 
